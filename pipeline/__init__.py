@@ -1,0 +1,1 @@
+"""mgold pipeline: ingest, synthetic universe, SQL runner, Python stages and the CLI."""

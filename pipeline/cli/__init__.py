@@ -1,0 +1,25 @@
+"""The ``mgold`` command: one typer sub-app per noun. Stages never import the CLI."""
+
+from __future__ import annotations
+
+import typer
+
+from . import bench, build, ingest, inspect, report, sql, synth
+
+app = typer.Typer(
+    help="mgold: a golden sample of LAMOST M stars, built as a DuckDB warehouse.\n\n"
+         "Example: mgold build --preset demo -w demo/warehouse.duckdb",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(synth.app, name="synth")
+app.add_typer(ingest.app, name="ingest")
+app.add_typer(sql.app, name="sql")
+app.command(name="build")(build.build)
+app.add_typer(inspect.app, name="inspect")
+app.add_typer(report.app, name="report")
+app.command(name="bench")(bench.bench)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,5 @@
+"""`mgold bench` (placeholder)."""
+
+
+def bench() -> None:
+    """Run benchmarks."""

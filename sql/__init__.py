@@ -1,0 +1,1 @@
+# Makes the versioned SQL models importable package data (importlib.resources).

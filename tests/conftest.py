@@ -1,0 +1,24 @@
+"""Shared fixtures. Real-data tests skip cleanly when ../shared/data/real is absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """``../shared/data/real``; skips the test when it is absent (fresh machine)."""
+    if not REAL.is_dir():
+        pytest.skip(f"real data not found at {REAL} (../shared is absent)")
+    return REAL
+
+
+@pytest.fixture()
+def warehouse(tmp_path) -> Path:
+    """Path of a fresh, not yet created warehouse file in a temp dir."""
+    return tmp_path / "w.duckdb"
