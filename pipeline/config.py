@@ -26,6 +26,7 @@ class IngestConfig:
     spectra_per_row_group: int = 2000  # Parquet row-group size for spectra
     spectra_per_file: int = 20000    # spectra per Parquet part file
     loglinear_rtol: float = 1e-6     # tolerance when verifying a log-linear wavelength grid
+    catalog_batch_rows: int = 100_000  # catalogue rows read, cast and landed per batch (bounds memory)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class XmatchConfig:
     zone_height_deg: float = 0.05       # declination zone height of the zones algorithm
     lamost_epoch_yr: float = 2016.0     # fallback observation epoch when lmjd is absent
     max_mag_diff: float = 2.0           # tie-break: |G - expected| used after separation
+    catalog_epoch_yr: float = 2000.0    # epoch of label-catalogue positions (2MASS-based ASPCAP, variable lists)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class SelectConfig:
     a_g_per_av: float = 0.789
     a_bp_per_av: float = 1.002
     a_rp_per_av: float = 0.589
+    dust_rv: float = 3.1                   # A_V = R_V * E(B-V) when the dust map gives only E(B-V)
     # paper §2.1.1 dwarfs
     dwarf_dist_max_kpc: float = 2.0
     dwarf_abs_g_min_mag: float = 7.0
@@ -84,6 +87,7 @@ class LabelsConfig:
     supplement_teff_err_max_k: float = 10.0
     supplement_logg_err_max_dex: float = 0.05
     supplement_mh_err_max_dex: float = 0.02
+    supplement_dwarf_logg_min_dex: float = 3.5   # class of a supplement star outside both CMD boxes (paper Fig. 5)
     # ASPCAP quality: a row is usable when (STARFLAG & mask) == 0 and (ASPCAPFLAG & mask) == 0
     aspcap_starflag_mask: int = 0
     aspcap_aspcapflag_mask: int = 8388608   # bit 23 STAR_BAD
@@ -119,6 +123,11 @@ class CleanConfig:
     minpts_max: int = 5
     minpts_stars_per_point: int = 4
     cap_per_bin: int = 7
+    # distance = ||a - b|| * sqrt(dist_ref_pix / n_pix) on median-normalised spectra
+    # (stages/clean.py); 0 -> the clustering grid's own pixel count (plain Euclidean)
+    dist_ref_pix: int = 0
+    min_good_pix_frac: float = 0.5   # fewer good pixels on the clustering grid -> DBSCAN noise
+    figure_eps_alt: float = 2.0      # paper Fig. 6 compares eps 1.0 with 2.0
 
 
 @dataclass(frozen=True)
@@ -200,6 +209,34 @@ class SynthConfig:
     defect_cosmic_ray_rate: float = 0.05
     defect_wrong_rv_rate: float = 0.02
     n_dr11_spectra: int = 0                    # extra unlabelled M spectra for LASPM (dr11 preset)
+    # stars: distances, dust, kinematics, photometry (see pipeline/synth/stars.py)
+    dwarf_dist_scale_pc: float = 300.0         # gamma(k=3) scale: dwarfs mostly < 2 kpc
+    giant_dist_scale_pc: float = 1300.0        # giants reach beyond 5 kpc
+    dust_av_per_kpc: float = 0.7               # A_V per kpc in the plane of the 3D dust slab
+    dust_scale_height_pc: float = 150.0
+    tangential_velocity_sigma_kms: float = 35.0
+    binary_max_excess_mag: float = 0.75        # unresolved binaries: up to 0.75 mag over-luminous
+    g_mag_min: float = 9.0                     # LAMOST LRS magnitude range of the M sample
+    g_mag_max: float = 17.8
+    ext_g_per_av: float = 0.789                # true extinction coefficients of the universe
+    ext_bp_per_av: float = 1.002
+    ext_rp_per_av: float = 0.589
+    # catalogues
+    aspcap_err_lognormal_sigma: float = 0.5    # spread of reported ASPCAP errors (supplement, §2.2.3)
+    aspcap_flagged_rate: float = 0.04          # STAR_BAD rows
+    aspcap_sentinel_rate: float = 0.02         # rows with -9999 labels
+    variable_list_completeness: float = 0.9    # true variables present in the variable lists
+    lamost_astrometry_sigma_arcsec: float = 0.15
+    # observations
+    snr_i_lognormal_sigma: float = 0.6         # visit-to-visit S/N spread (some fall below 10)
+    lmjd_min: int = 55900                      # LAMOST pilot survey, late 2011
+    lmjd_max: int = 60400                      # 2024
+    flux_counts_at_g15: float = 400.0          # LAMOST-like counts of a G = 15 star at 7450 A
+    flux_calib_order: int = 3                  # Legendre order of the calibration distortion
+    telluric_depth: float = 0.25               # uncorrected telluric absorption depth
+    sky_residual_sigma: float = 3.0            # sky-line residual amplitude, in units of the pixel noise
+    join_mismatch: float = 0.04                # blue/red arm flux mismatch near 5700-5900 A
+    spectra_per_file: int = 4000               # rows per spectra Parquet file (= generation batch)
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,10 @@ META_DDL = [
         row_count bigint, status varchar, error varchar)""",
     """create table if not exists meta.ingest_errors (
         run_id varchar, file varchar, row bigint, reason varchar, severity varchar,
-        at timestamp)""",
+        "at" timestamp)""",
     """create table if not exists meta.ingested_files (
         file_sha256 varchar, file varchar, kind varchar, run_id varchar, n_rows bigint,
-        at timestamp)""",
+        "at" timestamp)""",
 ]
 
 

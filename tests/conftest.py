@@ -22,3 +22,16 @@ def real_data() -> Path:
 def warehouse(tmp_path) -> Path:
     """Path of a fresh, not yet created warehouse file in a temp dir."""
     return tmp_path / "w.duckdb"
+
+
+@pytest.fixture(scope="session")
+def tiny_build(tmp_path_factory):
+    """A warehouse built end to end from the ``tiny`` synthetic preset (once per session).
+
+    Returns the BuildSummary (``.warehouse`` is the path). Tests must open it read-only or
+    copy it: other tests share it.
+    """
+    from mgold.pipeline.build import build, preset_config
+
+    wh = tmp_path_factory.mktemp("tiny") / "tiny.duckdb"
+    return build(wh, preset="tiny", cfg=preset_config("tiny"), echo=lambda _msg: None)

@@ -1,5 +1,117 @@
-"""`mgold inspect` (filled in by later stages)."""
+"""`mgold inspect`: the manual-inspection queue of the cleaning stage (paper §2.4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="inspect commands.", no_args_is_help=True)
+from ._common import DEFAULT_WAREHOUSE, Sets, Warehouse, fail
+
+app = typer.Typer(help="Manual inspection of bins DBSCAN could not settle: list, show, decide, figure.",
+                  no_args_is_help=True)
+
+Bin = Annotated[str, typer.Argument(help="Bin id as listed by `mgold inspect list`, e.g. t3550_g4.70_m-0.40.")]
+
+
+def _open(warehouse: Path, read_only: bool = False):
+    from .sql import _open as open_warehouse
+
+    return open_warehouse(warehouse, read_only=read_only)
+
+
+def _guard(fn, *args, **kwargs):
+    from ..inspect import InspectError
+
+    try:
+        return fn(*args, **kwargs)
+    except InspectError as e:
+        fail(str(e))
+
+
+@app.command("list")
+def list_cmd(warehouse: Warehouse = DEFAULT_WAREHOUSE,
+             all_: Annotated[bool, typer.Option("--all", help="Also list bins already decided.")] = False) -> None:
+    """List the bins waiting for inspection: bin, reason (single_sample | no_cluster),
+    number of spectra, status.
+
+    Example: mgold inspect list -w demo/warehouse.duckdb
+    """
+    from ..inspect import queue
+    from .sql import _table
+
+    con = _open(warehouse, read_only=True)
+    try:
+        rows = _guard(queue, con)
+    finally:
+        con.close()
+    rows = [r for r in rows if all_ or r["status"] == "pending"]
+    cols = ["bin_id", "reason", "n_spectra", "status", "obsids"]
+    typer.echo(_table(cols, [tuple(r[c] for c in cols) for r in rows]))
+    typer.echo(f"{len(rows)} bin(s)")
+
+
+@app.command("show")
+def show_cmd(bin_id: Bin, warehouse: Warehouse = DEFAULT_WAREHOUSE,
+             out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG to write (default BIN.png).")] = None,
+             set_: Sets = None) -> None:
+    """Plot one bin's spectra (normalised; gray = all, red = cluster members, bold = kept)
+    with their obsid, S/N and labels, to a PNG.
+
+    Example: mgold inspect show t3550_g4.70_m-0.40 -w demo/warehouse.duckdb --out bin.png
+    """
+    from ..config import DEFAULT
+    from ..inspect import plot_bin
+
+    cfg = DEFAULT.with_overrides(set_)
+    con = _open(warehouse, read_only=True)
+    try:
+        path = _guard(plot_bin, con, bin_id, out or Path(f"{bin_id}.png"), cfg)
+    finally:
+        con.close()
+    typer.echo(f"wrote {path}")
+
+
+@app.command("decide")
+def decide_cmd(bin_id: Bin, warehouse: Warehouse = DEFAULT_WAREHOUSE,
+               keep: Annotated[list[int] | None, typer.Option("--keep", help="obsid to keep (repeatable).")] = None,
+               reject: Annotated[list[int] | None, typer.Option("--reject", help="obsid to reject (repeatable).")] = None,
+               note: Annotated[str, typer.Option("--note", help="Why (stored with the decision).")] = "") -> None:
+    """Record decisions for spectra of one bin; the next build keeps / drops them in cln_kept.
+
+    Example: mgold inspect decide t3550_g4.70_m-0.40 -w demo/warehouse.duckdb --keep 123456 --reject 654321
+    """
+    from ..inspect import decide
+
+    if not keep and not reject:
+        fail("give at least one --keep OBSID or --reject OBSID", code=2)
+    con = _open(warehouse)
+    try:
+        n = _guard(decide, con, bin_id, keep or [], reject or [], note)
+    finally:
+        con.close()
+    typer.echo(f"recorded {n} decision(s) for {bin_id}; run `mgold build` (or `mgold sql run`) to apply them")
+
+
+@app.command("figure")
+def figure_cmd(warehouse: Warehouse = DEFAULT_WAREHOUSE,
+               out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("eps_figure.png"),
+               bin_id: Annotated[str | None, typer.Option("--bin", help="Bin (default: the most populated).")] = None,
+               set_: Sets = None) -> None:
+    """Paper Fig. 6 on this warehouse: one populated bin clustered with eps = clean.dbscan_eps
+    (top) and clean.figure_eps_alt (bottom); cluster members in red.
+
+    Example: mgold inspect figure -w demo/warehouse.duckdb --out fig6.png
+    """
+    from ..config import DEFAULT
+    from ..evaluate.eps_figure import eps_figure
+
+    cfg = DEFAULT.with_overrides(set_)
+    con = _open(warehouse, read_only=True)
+    try:
+        path, summary = _guard(eps_figure, con, out, cfg, bin_id)
+    finally:
+        con.close()
+    typer.echo(summary)
+    typer.echo(f"wrote {path}")

@@ -169,5 +169,7 @@ KINDS: dict[str, CatalogKind] = {k.kind: k for k in [
         _c("abs_g_mag", ["Gmag"], sentinels=()),
         _c("abs_bp_mag", ["G_BPmag"], sentinels=()),
         _c("abs_rp_mag", ["G_RPmag"], sentinels=()),
+        _c("source_name", ["source_name"], "VARCHAR",
+           doc="'folder/file' name when the file lacks it: tells [M/H]/age files apart"),
     )),
 ]}

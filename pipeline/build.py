@@ -1,0 +1,181 @@
+"""`mgold build`: every stage that exists, in order, skipping what is fresh.
+
+Stages: ``synth`` (only with a preset) -> ``ingest`` -> the model layers of the
+runner (staging, xmatch, select, labels, spectra, clean, golden, laspm, marts).
+Ingest is idempotent (files are keyed by sha256) and the runner rebuilds only
+stale models, so rerunning after a failure resumes where it stopped. Each model
+swaps in atomically: a failed stage leaves the last good relations in place.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import runner
+from .config import DEFAULT, Config
+from .warehouse import connect, files_dir, new_run_id
+
+STAGES = ("synth", "ingest", *runner.LAYERS)
+
+
+class BuildError(RuntimeError):
+    """A stage failed; the message names the stage and the cause."""
+
+
+@dataclass
+class BuildSummary:
+    warehouse: Path
+    inputs: Path | None = None
+    run_id: str = ""
+    rows: dict[str, int] = field(default_factory=dict)       # model -> rows
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    ingest_rejected: int = 0
+
+    def lines(self) -> list[str]:
+        out = [f"warehouse: {self.warehouse}", f"parquet:   {files_dir(self.warehouse)}"]
+        if self.inputs:
+            out.append(f"inputs:    {self.inputs}")
+        for stage, secs in self.stage_seconds.items():
+            out.append(f"  {stage:<9s} {secs:7.1f} s")
+        if self.rows:
+            out.append("rows per model:")
+            out += [f"  {m:<32s} {n:>10,d}" for m, n in self.rows.items()]
+        if self.ingest_rejected:
+            out.append(f"ingest rejected {self.ingest_rejected} file(s)/row(s): see meta.ingest_errors")
+        return out
+
+
+def preset_config(preset: str, seed: int | None = None, sets: list[str] | None = None) -> Config:
+    """The config of a synthetic-universe preset, with a seed and --set overrides applied."""
+    from .synth.presets import config_for
+
+    return config_for(preset, seed, sets)
+
+
+def _manifest_fresh(manifest: Path, cfg: Config, fmt: str) -> bool:
+    if not manifest.exists():
+        return False
+    m = json.loads(manifest.read_text())
+    want = {k: v for k, v in cfg.flat().items() if k.startswith("synth.")}
+    return m.get("format") == fmt and m.get("config") == want
+
+
+def build(warehouse: Path, *, preset: str | None = None, inputs: Path | None = None,
+          cfg: Config | None = None, until: str | None = None, fmt: str = "parquet",
+          echo: Callable[[str], None] = print) -> BuildSummary:
+    """Build ``warehouse`` from a synthetic preset or an inputs folder (with a manifest.json)."""
+    if (preset is None) == (inputs is None):
+        raise BuildError("give exactly one of a preset or an inputs folder")
+    if until is not None and until not in STAGES:
+        raise BuildError(f"unknown stage {until!r}; stages are {', '.join(STAGES)}")
+    cfg = cfg or DEFAULT
+    warehouse = Path(warehouse)
+    summary = BuildSummary(warehouse=warehouse, run_id=new_run_id())
+
+    def stage(name: str):
+        echo(f"[{name}] ...")
+        return time.perf_counter()
+
+    def done(name: str, t0: float, note: str = "") -> bool:
+        summary.stage_seconds[name] = time.perf_counter() - t0
+        echo(f"[{name}] done in {summary.stage_seconds[name]:.1f} s{': ' + note if note else ''}")
+        return until == name
+
+    # -- synth ---------------------------------------------------------------
+    if preset is not None:
+        from .synth.make import make
+
+        inputs = files_dir(warehouse) / "inputs"
+        manifest = inputs / "manifest.json"
+        t0 = stage("synth")
+        if _manifest_fresh(manifest, cfg, fmt):
+            note = f"fresh ({inputs})"
+        else:
+            try:
+                make(cfg, inputs, fmt)
+            except Exception as exc:
+                raise BuildError(f"stage synth failed: {type(exc).__name__}: {exc}") from exc
+            note = f"wrote {inputs}"
+        if done("synth", t0, note):
+            return summary
+    summary.inputs = inputs
+
+    # -- ingest --------------------------------------------------------------
+    t0 = stage("ingest")
+    try:
+        summary.ingest_rejected = ingest_inputs(Path(inputs), warehouse, cfg)
+    except BuildError:
+        raise
+    except Exception as exc:
+        raise BuildError(f"stage ingest failed: {type(exc).__name__}: {exc}") from exc
+    if done("ingest", t0, f"{summary.ingest_rejected} rejected"):
+        return summary
+
+    # -- models, layer by layer ---------------------------------------------
+    con = connect(warehouse)
+    try:
+        current = {"layer": None, "t0": time.perf_counter()}
+
+        def on_event(res) -> None:
+            if res.layer != current["layer"]:
+                if current["layer"] is not None:
+                    summary.stage_seconds[current["layer"]] = time.perf_counter() - current["t0"]
+                current.update(layer=res.layer, t0=time.perf_counter())
+                echo(f"[{res.layer}]")
+            rows = "" if res.rows is None else f"{res.rows:,d} rows"
+            echo(f"  {res.name:<32s} {res.status:<7s} {rows:>14s} {res.seconds:6.1f} s")
+            if res.rows is not None:
+                summary.rows[res.name] = res.rows
+
+        until_layer = until if until in runner.LAYERS else None
+        results = runner.run(con, cfg, until_layer=until_layer, on_event=on_event,
+                             run_id=summary.run_id)
+        if current["layer"] is not None:
+            summary.stage_seconds[current["layer"]] = time.perf_counter() - current["t0"]
+        failed = [r for r in results if r.status == "failed"]
+        if failed:
+            r = failed[0]
+            raise BuildError(f"stage {r.layer} failed at model {r.name}: {r.error}")
+    finally:
+        con.close()
+    return summary
+
+
+def ingest_inputs(inputs: Path, warehouse: Path, cfg: Config) -> int:
+    """Ingest every file of an inputs folder; return how many files/rows were rejected.
+
+    With a ``manifest.json`` (as ``mgold synth make`` writes), each file is ingested
+    as the kind it names and the truth tables are loaded. Without one, the folder is
+    taken as LAMOST spectra files only.
+    """
+    from .ingest.catalog import ingest_catalog
+    from .ingest.lamost import ingest_lamost
+
+    manifest = inputs / "manifest.json"
+    if not inputs.is_dir():
+        raise BuildError(f"stage ingest failed: inputs folder {inputs} does not exist")
+    if not manifest.exists():
+        return ingest_lamost([inputs], warehouse, cfg).rejected
+    m = json.loads(manifest.read_text())
+    by_kind: dict[str, list[Path]] = {}
+    for entry in m["files"]:
+        by_kind.setdefault(entry["kind"], []).append(inputs / entry["path"])
+    rejected = 0
+    for kind, paths in by_kind.items():
+        if kind == "lamost":
+            rejected += ingest_lamost(paths, warehouse, cfg).rejected
+        else:
+            rejected += ingest_catalog(kind, paths, warehouse).rejected
+    if m.get("truth"):
+        from .synth.truth import load_truth
+
+        con = connect(warehouse)
+        try:
+            load_truth(con, inputs)
+        finally:
+            con.close()
+    return rejected

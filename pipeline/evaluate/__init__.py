@@ -1,0 +1,1 @@
+"""Evaluation against the synthetic truth (``truth.*``): only code here may read it, never a model."""

@@ -1,0 +1,79 @@
+"""Paper Fig. 6 on the synthetic universe: one populated bin clustered at two eps values.
+
+Run: ``python -m mgold.pipeline.evaluate.eps_figure -w W.duckdb --out fig6.png``
+(or ``mgold inspect figure``). Reads models only (no truth), so it works on real
+data too.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..config import DEFAULT, Config
+from ..inspect import InspectError, bin_spectra, draw_bin
+from ..stages.clean import cluster_chunk, embed_bin
+
+
+def most_populated_bin(con) -> str:
+    row = con.execute("select bin_id from cln_bins group by bin_id order by count(*) desc, bin_id limit 1").fetchone()
+    if row is None:
+        raise InspectError("cln_bins is empty: build the clean layer first")
+    return row[0]
+
+
+def eps_figure(con, out: Path, cfg: Config = DEFAULT, bin_id: str | None = None) -> tuple[Path, str]:
+    """Write the two-panel PNG; return its path and a one-paragraph summary."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bin_id = bin_id or most_populated_bin(con)
+    rows, loglam, flux, ivar = bin_spectra(con, bin_id)
+    chunk = {"bin_id": [bin_id] * len(rows), "obsid": [r["obsid"] for r in rows],
+             "source_id": [0] * len(rows), "snr_i": [r["snr_i"] for r in rows],
+             "snr_rank": list(range(1, len(rows) + 1))}
+    y = embed_bin(flux, ivar, cfg, n_ref=flux.shape[1])
+    fig, axes = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
+    lines = [f"bin {bin_id}: {len(rows)} spectra"]
+    for ax, eps in zip(axes, (cfg.clean.dbscan_eps, cfg.clean.figure_eps_alt)):
+        res = cluster_chunk(chunk, list(flux), list(ivar), cfg, eps=eps).to_pydict()
+        member = np.array(res["in_main_cluster"])
+        kept = np.array(res["is_kept"])
+        draw_bin(ax, loglam, y, member, kept, f"eps = {eps:g}: {member.sum()} of {len(rows)} spectra in the "
+                                               f"main cluster (minPts {res['min_pts'][0]})")
+        nn = np.array(res["nn_dist"], dtype=float)
+        lines.append(f"  eps {eps:g}: main cluster {member.sum()}, clusters {res['n_clusters'][0]}, "
+                     f"median nearest-neighbour distance {np.nanmedian(nn):.2f}")
+    axes[0].set_xlabel("")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out, "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..warehouse import connect
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-w", "--warehouse", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=Path("eps_figure.png"))
+    p.add_argument("--bin", default=None)
+    a = p.parse_args(argv)
+    con = connect(a.warehouse, read_only=True)
+    try:
+        path, summary = eps_figure(con, a.out, DEFAULT, a.bin)
+    finally:
+        con.close()
+    print(summary)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

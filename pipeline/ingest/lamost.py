@@ -1,0 +1,518 @@
+"""LAMOST low-resolution spectra -> ``landing.lamost_headers`` + Parquet spectra.
+
+Inputs: FITS files (``.fits``, ``.fits.gz``; every release layout, see
+``lamost_fits``), folders (searched recursively) and globs; also Parquet "spectra
+tables" (one row per spectrum: the header columns plus ``loglam0, dloglam, flux,
+ivar, pixmask``) as written by the synthetic universe.
+
+Outputs:
+
+* ``landing.lamost_headers`` one row per obsid (columns: ``HEADERS_SCHEMA``).
+* ``<stem>_files/spectra/lamost/part-<hash>.parquet``: ``obsid BIGINT, loglam0
+  DOUBLE, dloglam DOUBLE, flux FLOAT[], ivar FLOAT[], pixmask INT[]``, row groups of
+  ``ingest.spectra_per_row_group``, at most ``ingest.spectra_per_file`` per part.
+* view ``landing.lamost_spectra`` over those parts (path relative to the warehouse
+  folder; created once a part exists).
+* ``meta.ingested_files`` (kind 'lamost') per landed file, ``meta.ingest_errors``
+  per problem (severity 'error' = rejected, 'warning' = landed with a fix-up).
+
+Flow and crash safety: worker processes read files (``imap`` in input order, so
+"first kept" is deterministic) and return one ``Spectrum`` each; the parent streams
+them into Parquet parts named ``part-<hash>.parquet.<run_id>.tmp`` and stages the
+header rows and file rows in ``.{headers,files}.<run_id>.tmp`` Parquet files, so
+memory stays bounded whatever the batch size. Then ONE transaction inserts the
+headers, ``meta.ingested_files`` and ``meta.runs``; only after it commits are the
+parts renamed to ``*.parquet`` (the view's glob never sees a ``.tmp``). A crash
+before the commit leaves the warehouse as it was (the ``.tmp`` files are deleted by
+the next ingest); a crash between the commit and the renames is repaired by the next
+ingest, which renames the ``.tmp`` parts whose run_id is committed. Problems are
+written to ``meta.ingest_errors`` as they happen (outside the transaction: they
+describe attempts, not data).
+
+Duplicates: a file whose sha256 is already in ``meta.ingested_files`` (or earlier
+in the same batch) is skipped silently (``files_skipped``); a spectrum whose obsid
+is already landed (in the warehouse or earlier in the batch) is rejected and the
+first one kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import hashlib
+import json
+import multiprocessing as mp
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..config import Config
+from ..progress import progress
+from ..warehouse import connect, files_dir, new_run_id, record_ingest_error
+from . import IngestReport
+from .lamost_fits import (BadSpectrum, HEADER_COLUMNS, Spectrum, C_KMS, clean_pixels,
+                          file_bytes, read_spectrum)
+
+KIND = "lamost"
+FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz")
+TABLE_SUFFIXES = (".parquet",)
+
+HEADERS_SCHEMA = pa.schema([
+    ("obsid", pa.int64()), ("designation", pa.string()), ("ra_deg", pa.float64()),
+    ("dec_deg", pa.float64()), ("class", pa.string()), ("subclass", pa.string()),
+    ("z", pa.float64()), ("z_err", pa.float64()), ("rv_kms", pa.float64()),
+    ("rv_source", pa.string()),
+    *[(f"snr_{b}", pa.float64()) for b in "ugriz"],
+    ("lmjd", pa.int32()), ("mjd", pa.int32()), ("planid", pa.string()), ("spid", pa.int32()),
+    ("fiberid", pa.int32()), ("data_v", pa.string()), ("n_pixels", pa.int32()),
+    ("wave_min_aa", pa.float64()), ("wave_max_aa", pa.float64()), ("is_star", pa.bool_()),
+    ("layout", pa.string()), ("file", pa.string()), ("file_sha256", pa.string()),
+    ("run_id", pa.string()),
+])
+SPECTRA_SCHEMA = pa.schema([
+    ("obsid", pa.int64()), ("loglam0", pa.float64()), ("dloglam", pa.float64()),
+    ("flux", pa.list_(pa.float32())), ("ivar", pa.list_(pa.float32())),
+    ("pixmask", pa.list_(pa.int32())),
+])
+FILES_SCHEMA = pa.schema([("file_sha256", pa.string()), ("file", pa.string()),
+                          ("n_rows", pa.int64())])
+assert tuple(HEADERS_SCHEMA.names[:-3]) == HEADER_COLUMNS
+
+_DUCK_TYPES = {pa.int64(): "bigint", pa.int32(): "integer", pa.float64(): "double",
+               pa.string(): "varchar", pa.bool_(): "boolean"}
+HEADERS_DDL = ("create table if not exists landing.lamost_headers (\n    "
+               + ",\n    ".join(f"{f.name} {_DUCK_TYPES[f.type]}"
+                                + (" primary key" if f.name == "obsid" else "")
+                                for f in HEADERS_SCHEMA)
+               + ")")
+# Parquet spectra-table columns: required ones, then optional header columns (NULL when absent)
+TABLE_REQUIRED = ("obsid", "ra_deg", "dec_deg", "class", "loglam0", "dloglam", "flux", "ivar")
+TABLE_HEADER_COLUMNS = tuple(c for c in HEADER_COLUMNS
+                             if c not in ("n_pixels", "wave_min_aa", "wave_max_aa", "is_star"))
+
+
+def spectra_dir(warehouse: str | Path) -> Path:
+    return files_dir(warehouse) / "spectra" / KIND
+
+
+def ingest_lamost(paths: list[Path], warehouse: Path, cfg: Config,
+                  workers: int | None = None) -> IngestReport:
+    """Land LAMOST spectra files (see module docstring); never raises for bad input."""
+    report = IngestReport()
+    warehouse = Path(warehouse)
+    run_id = new_run_id()
+    started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    con = connect(warehouse)
+    try:
+        con.execute(HEADERS_DDL)
+        out_dir = spectra_dir(warehouse)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        recover(con, warehouse)
+        files, missing = expand_paths(paths)
+        for p, reason in missing:
+            _reject(con, run_id, report, p, reason)
+        report.files_seen = len(files)
+        known_sha = {r[0] for r in con.execute(
+            "select file_sha256 from meta.ingested_files where kind = ?", [KIND]).fetchall()}
+        known_obsid = {r[0] for r in con.execute(
+            "select obsid from landing.lamost_headers").fetchall()}
+        sink = _Sink(out_dir, run_id, cfg)
+        try:
+            fits_files = [f for f in files if not f.name.endswith(TABLE_SUFFIXES)]
+            tables = [f for f in files if f.name.endswith(TABLE_SUFFIXES)]
+            events = _read_fits_files(fits_files, known_sha, cfg.ingest.loglinear_rtol,
+                                      workers or cfg.ingest.workers)
+            seen_sha = set(known_sha)
+            for path, sha, outcome in progress(events, total=len(fits_files), desc="lamost",
+                                               unit="files"):
+                if outcome == "skipped" or sha in seen_sha:
+                    report.files_skipped += 1
+                    continue
+                if isinstance(outcome, str):
+                    _reject(con, run_id, report, path, outcome)
+                    continue
+                if _land(con, run_id, report, sink, known_obsid, path, sha, outcome, row=None):
+                    seen_sha.add(sha)
+                    sink.add_file(sha, path, 1)
+                    report.files_loaded += 1
+            for path in tables:
+                _ingest_table(con, run_id, report, sink, known_obsid, seen_sha, path, cfg)
+            parts = sink.close()
+        except BaseException:
+            sink.discard()
+            raise
+        _commit(con, warehouse, run_id, started, sink, cfg)
+        finalize_parts(con, warehouse, parts)
+        report.outputs = ["landing.lamost_headers", "landing.lamost_spectra",
+                          *[str(p) for p in parts]]
+        return report
+    finally:
+        con.close()
+
+
+# --- inputs -----------------------------------------------------------------------------
+
+def expand_paths(paths: Iterable[Path | str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files, folders (recursive) and globs -> (sorted unique files, [(path, problem)])."""
+    found: dict[str, Path] = {}
+    problems: list[tuple[str, str]] = []
+    suffixes = FITS_SUFFIXES + TABLE_SUFFIXES
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            matches = [q for q in p.rglob("*") if q.is_file() and q.name.lower().endswith(suffixes)]
+            if not matches:
+                problems.append((str(p), "folder holds no .fits, .fits.gz or .parquet files"))
+        elif p.is_file():
+            matches = [p]
+        else:
+            matches = [Path(m) for m in glob.glob(str(p), recursive=True)
+                       if Path(m).is_file() and m.lower().endswith(suffixes)]
+            if not matches:
+                problems.append((str(p), "no such file, folder or glob match"))
+        for m in matches:
+            found.setdefault(os.path.normpath(m), m)
+    return [found[k] for k in sorted(found)], problems
+
+
+_KNOWN_SHA: set[str] = set()
+_RTOL = 1e-6
+
+
+def _init_worker(known_sha: set[str], rtol: float) -> None:
+    global _KNOWN_SHA, _RTOL
+    _KNOWN_SHA, _RTOL = known_sha, rtol
+
+
+def read_one(path: Path) -> tuple[Path, str | None, Spectrum | str]:
+    """(path, sha256, Spectrum | 'skipped' | rejection reason); runs in a worker."""
+    try:
+        data, sha = file_bytes(path)
+    except BadSpectrum as exc:
+        return path, None, str(exc)
+    except OSError as exc:
+        return path, None, f"cannot read file: {exc.strerror or exc}"
+    if sha in _KNOWN_SHA:
+        return path, sha, "skipped"
+    try:
+        return path, sha, read_spectrum(path, data, _RTOL)
+    except BadSpectrum as exc:
+        return path, sha, str(exc)
+    except Exception as exc:  # a malformed file must never stop the batch
+        return path, sha, f"unreadable file ({type(exc).__name__}: {exc})"
+
+
+def _read_fits_files(files: list[Path], known_sha: set[str], rtol: float,
+                     workers: int) -> Iterator[tuple[Path, str | None, Spectrum | str]]:
+    if workers <= 1 or len(files) <= 1:
+        _init_worker(known_sha, rtol)
+        yield from map(read_one, files)
+        return
+    # spawn: the parent holds a DuckDB connection (threads); forking it is unsafe
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(known_sha, rtol)) as pool:
+        yield from pool.imap(read_one, files, chunksize=8)
+
+
+# --- landing ------------------------------------------------------------------------
+
+def _reject(con, run_id: str, report: IngestReport, path, reason: str,
+            row: int | None = None) -> None:
+    record_ingest_error(con, run_id, path, reason, "error", row)
+    report.rejected += 1
+
+
+def _land(con, run_id: str, report: IngestReport, sink: "_Sink", known_obsid: set[int],
+          path: Path, sha: str, spec: Spectrum, row: int | None) -> bool:
+    obsid = spec.header["obsid"]
+    if obsid in known_obsid:
+        _reject(con, run_id, report, path, f"duplicate obsid {obsid}: already landed "
+                "(first kept)", row)
+        return False
+    for w in spec.warnings:
+        record_ingest_error(con, run_id, path, w, "warning", row)
+    known_obsid.add(obsid)
+    sink.add(spec, str(path), sha)
+    report.rows_loaded += 1
+    return True
+
+
+def _ingest_table(con, run_id: str, report: IngestReport, sink: "_Sink", known_obsid: set[int],
+                  seen_sha: set[str], path: Path, cfg: Config) -> None:
+    """One Parquet spectra table: rows validated like FITS spectra, bad rows rejected."""
+    landed = 0
+    try:
+        sha = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                sha.update(chunk)
+        digest = sha.hexdigest()
+        if digest in seen_sha:
+            report.files_skipped += 1
+            return
+        pf = pq.ParquetFile(path)
+        absent = [c for c in TABLE_REQUIRED if c not in pf.schema_arrow.names]
+        if absent:
+            _reject(con, run_id, report, path, f"spectra table lacks column(s) {', '.join(absent)}")
+            return
+        batches = pf.iter_batches(batch_size=cfg.ingest.spectra_per_row_group)
+        row0 = 0
+        for batch in batches:
+            for i, spec in enumerate(table_rows(batch, cfg.ingest.loglinear_rtol)):
+                if isinstance(spec, str):
+                    _reject(con, run_id, report, path, spec, row0 + i)
+                elif _land(con, run_id, report, sink, known_obsid, path, digest, spec, row0 + i):
+                    landed += 1
+            row0 += batch.num_rows
+    except (OSError, pa.ArrowException, BadSpectrum) as exc:
+        # rows of earlier batches already landed stay landed (recorded below)
+        _reject(con, run_id, report, path, f"unreadable spectra table: {exc}")
+    if landed:
+        seen_sha.add(digest)
+        sink.add_file(digest, path, landed)
+        report.files_loaded += 1
+
+
+def table_rows(batch: pa.RecordBatch, rtol: float) -> Iterator[Spectrum | str]:
+    """Spectrum per row of a spectra-table batch, or the rejection reason of that row."""
+    del rtol  # grids of spectra tables are log-linear by construction (loglam0, dloglam)
+    cols = {}
+    for name in TABLE_HEADER_COLUMNS + ("loglam0", "dloglam"):
+        target = SPECTRA_SCHEMA.field(name).type if name in ("loglam0", "dloglam") \
+            else HEADERS_SCHEMA.field(name).type
+        if name not in batch.schema.names:
+            cols[name] = [None] * batch.num_rows
+            continue
+        try:
+            cols[name] = pc.cast(batch.column(name), target).to_pylist()
+        except pa.ArrowException as exc:
+            raise BadSpectrum(f"column {name}: expected {target}: {exc}") from None
+    arrays = {}
+    for name, dtype in (("flux", np.float32), ("ivar", np.float32), ("pixmask", np.int32)):
+        if name not in batch.schema.names:
+            arrays[name] = None
+            continue
+        col = batch.column(name)
+        if not pa.types.is_list(col.type) and not pa.types.is_large_list(col.type):
+            raise BadSpectrum(f"column {name}: expected a list of numbers, got {col.type}")
+        try:
+            values = pc.cast(col.flatten(), pa.from_numpy_dtype(dtype))
+        except pa.ArrowException as exc:
+            raise BadSpectrum(f"column {name}: expected numbers: {exc}") from None
+        arrays[name] = (values.to_numpy(zero_copy_only=False), np.asarray(col.offsets),
+                        col.is_null().to_numpy(zero_copy_only=False))
+    for i in range(batch.num_rows):
+        row = {k: v[i] for k, v in cols.items()}
+        try:
+            yield _table_spectrum(row, arrays, i)
+        except BadSpectrum as exc:
+            yield str(exc)
+
+
+def _table_spectrum(row: dict, arrays: dict, i: int) -> Spectrum:
+    def get(name):
+        if arrays[name] is None:
+            return None
+        values, offsets, nulls = arrays[name]
+        return None if nulls[i] else values[offsets[i]:offsets[i + 1]]
+
+    for key in ("obsid", "ra_deg", "dec_deg", "class", "loglam0", "dloglam"):
+        if row[key] is None:
+            raise BadSpectrum(f"NULL {key}")
+    flux, ivar = get("flux"), get("ivar")
+    if flux is None or ivar is None:
+        raise BadSpectrum("NULL flux or ivar")
+    if flux.size != ivar.size:
+        raise BadSpectrum(f"flux has {flux.size} pixels but ivar has {ivar.size}")
+    pixmask = get("pixmask")
+    if pixmask is None:
+        pixmask = np.zeros(flux.size, np.int32)
+    elif pixmask.size != flux.size:
+        raise BadSpectrum(f"flux has {flux.size} pixels but pixmask has {pixmask.size}")
+    loglam0, dloglam = row.pop("loglam0"), row.pop("dloglam")
+    if not (np.isfinite(loglam0) and np.isfinite(dloglam) and dloglam > 0):
+        raise BadSpectrum(f"bad grid: loglam0={loglam0}, dloglam={dloglam}")
+    warnings: list[str] = []
+    flux, ivar = clean_pixels(flux, ivar, warnings)
+    if row["rv_kms"] is None and row["z"] is not None:
+        row["rv_kms"], row["rv_source"] = C_KMS * row["z"], "c*z"
+    elif row["rv_kms"] is not None and row["rv_source"] is None:
+        row["rv_source"] = "table"
+    n = int(flux.size)
+    row.update(n_pixels=n, wave_min_aa=float(10 ** loglam0),
+               wave_max_aa=float(10 ** (loglam0 + dloglam * (n - 1))),
+               is_star=str(row["class"]).strip().upper() == "STAR",
+               layout=row["layout"] or "spectra_table",
+               data_v=row["data_v"] or "unknown")
+    return Spectrum(row, float(loglam0), float(dloglam), flux, ivar, pixmask, warnings)
+
+
+# --- writing --------------------------------------------------------------------------
+
+class _Staged:
+    """Rows buffered and streamed to one Parquet file (bounded memory)."""
+
+    def __init__(self, path: Path, schema: pa.Schema, flush_rows: int):
+        self.path, self.schema, self.flush_rows = path, schema, flush_rows
+        self.rows: list[dict] = []
+        self.writer: pq.ParquetWriter | None = None
+        self.count = 0
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.flush_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, self.schema)
+        self.writer.write_table(pa.Table.from_pylist(self.rows, self.schema))
+        self.count += len(self.rows)
+        self.rows = []
+
+    def close(self) -> None:
+        self.flush()
+        if self.writer is not None:
+            self.writer.close()
+
+
+class _Sink:
+    """Streams spectra into rotating part files; stages header and file rows."""
+
+    def __init__(self, out_dir: Path, run_id: str, cfg: Config):
+        self.out_dir, self.run_id = out_dir, run_id
+        self.per_group = cfg.ingest.spectra_per_row_group
+        self.per_part = cfg.ingest.spectra_per_file
+        self.headers = _Staged(out_dir / f".headers.{run_id}.tmp", HEADERS_SCHEMA, self.per_group)
+        self.files = _Staged(out_dir / f".files.{run_id}.tmp", FILES_SCHEMA, 10_000)
+        self.buffer: list[Spectrum] = []
+        self.writer: pq.ParquetWriter | None = None
+        self.in_part = 0
+        self.parts: list[Path] = []   # final names; on disk as <name>.<run_id>.tmp until commit
+
+    def add(self, spec: Spectrum, file: str, sha: str) -> None:
+        self.headers.add({**spec.header, "file": file, "file_sha256": sha, "run_id": self.run_id})
+        self.buffer.append(spec)
+        if len(self.buffer) >= self.per_group:
+            self._flush()
+
+    def add_file(self, sha: str, path: Path, n_rows: int) -> None:
+        self.files.add({"file_sha256": sha, "file": str(path), "n_rows": n_rows})
+
+    def _flush(self) -> None:
+        while self.buffer:
+            if self.writer is None:
+                name = hashlib.sha256(f"{self.run_id}:{len(self.parts)}".encode()).hexdigest()[:16]
+                final = self.out_dir / f"part-{name}.parquet"
+                self.parts.append(final)
+                self.writer = pq.ParquetWriter(tmp_name(final, self.run_id), SPECTRA_SCHEMA)
+                self.in_part = 0
+            take = min(len(self.buffer), self.per_part - self.in_part)
+            self.writer.write_table(spectra_table(self.buffer[:take]),
+                                    row_group_size=self.per_group)
+            self.buffer = self.buffer[take:]
+            self.in_part += take
+            if self.in_part >= self.per_part:
+                self.writer.close()
+                self.writer = None
+
+    def close(self) -> list[Path]:
+        self._flush()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        self.headers.close()
+        self.files.close()
+        return self.parts
+
+    def discard(self) -> None:
+        for w in (self.writer, self.headers.writer, self.files.writer):
+            try:
+                if w is not None:
+                    w.close()
+            except Exception:
+                pass
+        for p in [tmp_name(p, self.run_id) for p in self.parts] + [self.headers.path,
+                                                                   self.files.path]:
+            p.unlink(missing_ok=True)
+
+
+def tmp_name(final: Path, run_id: str) -> Path:
+    return final.with_name(f"{final.name}.{run_id}.tmp")
+
+
+def spectra_table(specs: list[Spectrum]) -> pa.Table:
+    """Arrow table in SPECTRA_SCHEMA from spectra (list columns built from flat buffers)."""
+    lengths = np.array([s.flux.size for s in specs], dtype=np.int32)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+
+    def lists(attr: str, dtype) -> pa.Array:
+        flat = np.concatenate([np.asarray(getattr(s, attr), dtype=dtype) for s in specs])
+        return pa.ListArray.from_arrays(offsets, pa.array(flat))
+
+    return pa.Table.from_arrays([
+        pa.array([s.header["obsid"] for s in specs], pa.int64()),
+        pa.array([s.loglam0 for s in specs], pa.float64()),
+        pa.array([s.dloglam for s in specs], pa.float64()),
+        lists("flux", np.float32), lists("ivar", np.float32), lists("pixmask", np.int32),
+    ], schema=SPECTRA_SCHEMA)
+
+
+def _commit(con: duckdb.DuckDBPyConnection, warehouse: Path, run_id: str, started,
+            sink: _Sink, cfg: Config) -> None:
+    """All DB writes of the call in one transaction; staging files removed afterwards."""
+    finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    con.execute("begin transaction")
+    try:
+        if sink.headers.count:
+            con.execute("insert into landing.lamost_headers by name "
+                        "select * from read_parquet(?)", [str(sink.headers.path)])
+        if sink.files.count:
+            con.execute("insert into meta.ingested_files select file_sha256, file, ?, ?, n_rows, "
+                        "now() from read_parquet(?)", [KIND, run_id, str(sink.files.path)])
+        con.execute("insert into meta.runs values (?, ?, ?, ?, 'ok', null, ?)",
+                    [run_id, "ingest lamost", started, finished,
+                     json.dumps(cfg.flat(), sort_keys=True, default=list)])
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        sink.discard()
+        raise
+    sink.headers.path.unlink(missing_ok=True)
+    sink.files.path.unlink(missing_ok=True)
+
+
+def finalize_parts(con: duckdb.DuckDBPyConnection, warehouse: Path, parts: list[Path]) -> None:
+    """Rename committed ``.tmp`` parts into place and (re)create the view when parts exist."""
+    for final in parts:
+        for tmp in final.parent.glob(f"{final.name}.*.tmp"):
+            os.replace(tmp, final)
+    out_dir = spectra_dir(warehouse)
+    if any(out_dir.glob("*.parquet")):
+        rel = f"{files_dir(warehouse).name}/spectra/{KIND}/*.parquet"
+        con.execute(f"create or replace view landing.lamost_spectra as "
+                    f"select * from read_parquet('{rel}')")
+
+
+def recover(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
+    """Finish or undo what an interrupted ingest left (see module docstring)."""
+    out_dir = spectra_dir(warehouse)
+    committed = {r[0] for r in con.execute(
+        "select distinct run_id from meta.ingested_files where kind = ?", [KIND]).fetchall()}
+    finals = []
+    for tmp in sorted(out_dir.glob("*.tmp")):
+        stem, _, rest = tmp.name.partition(".parquet.")
+        run_id = rest[:-len(".tmp")] if rest else None
+        if tmp.name.startswith("part-") and run_id in committed:
+            finals.append(tmp.with_name(stem + ".parquet"))
+        else:
+            tmp.unlink()
+    finalize_parts(con, warehouse, finals)

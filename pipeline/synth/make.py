@@ -1,0 +1,159 @@
+"""``make``: write a whole synthetic universe to a folder; ``load_truth``: its truth into DuckDB.
+
+Layout of ``out``::
+
+    manifest.json        preset, seed, format, flat synth config, files [{kind, path}], truth [paths]
+    lamost/              spectra: Parquet batches, or one DR9+/DR13 FITS file per spectrum
+    catalogs/            one file per catalogue kind (FITS, CSV or Parquet, like the real ones)
+    truth/*.parquet      stars, spectra, injected_offsets, label_rows: evaluation only
+
+Spectra are generated and written in batches of ``synth.spectra_per_file`` (bounded
+memory), each batch from its own seeded stream, so outputs are byte-identical for a
+seed and preset.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mgold.pipeline.config import Config
+from mgold.pipeline.progress import progress
+from mgold.pipeline.synth import catalogs as cat
+from mgold.pipeline.synth.observe import C_KMS, DATA_V, Observer, make_visits
+from mgold.pipeline.synth.stars import make_stars, stream
+from mgold.pipeline.synth.writers import (spectra_table, spectrum_fits_name, to_arrow, write_csv,
+                                          write_fits_table, write_parquet, write_spectrum_fits)
+
+FORMATS = ("parquet", "fits")
+# catalogue kind -> (file name, writer): formats like the real releases
+CATALOG_FILES = {
+    "gaia": "gaia_edr3_source.fits", "bailer_jones": "bailer_jones_edr3_distances.csv",
+    "dust": "green2018_dust_av.csv", "starhorse": "starhorse_edr3.parquet",
+    "aspcap": "allStar-dr17-synspec_rev1.fits", "qiu23": "qiu23_mgiants.csv",
+    "ding22": "ding22_mdwarfs.csv", "laspm": "laspm_dr9_mtype.parquet",
+    "variables": "variable_stars.csv", "lamost_catalog": "lamost_dr11_lrs_mstars.csv",
+    "model_sed_grid": "model_sed_grid.parquet",
+}
+
+
+def _write_catalog(out: Path, kind: str, cols: dict) -> dict:
+    rel = f"catalogs/{CATALOG_FILES[kind]}"
+    path = out / rel
+    if rel.endswith(".fits"):
+        write_fits_table(cols, path)
+    elif rel.endswith(".csv"):
+        write_csv(to_arrow(cols), path)
+    else:
+        write_parquet(to_arrow(cols), path)
+    return {"kind": kind, "path": rel}
+
+
+def _spectrum_header(v: dict, idx: np.ndarray, snr: dict) -> dict:
+    n = idx.size
+    h = {k: v[k][idx] for k in ("obsid", "designation", "ra_deg", "dec_deg", "subclass", "lmjd", "mjd",
+                                "planid", "spid", "fiberid")}
+    h["class"] = np.full(n, "STAR")
+    h["rv_kms"] = np.round(v["rv_kms"][idx], 2)
+    h["z"] = np.round(v["rv_kms"][idx] / C_KMS, 8)
+    h["z_err"] = np.round(v["rv_err_kms"][idx] / C_KMS, 8)
+    h.update({f"snr_{b}": snr[b] for b in ("u", "g", "r", "i", "z")})
+    h["data_v"] = np.full(n, DATA_V)
+    return h
+
+
+def write_spectra(cfg: Config, out: Path, fmt: str, stars: dict, visits: dict) -> list[dict]:
+    """Generate and write every spectrum in batches; fills ``visits['header_snr']``."""
+    s = cfg.synth
+    obs = Observer(s)
+    n = visits["obsid"].size
+    per = max(int(s.spectra_per_file), 1)
+    snr_all = {b: np.zeros(n) for b in ("u", "g", "r", "i", "z")}
+    files = []
+    for b, start in enumerate(progress(range(0, n, per), total=-(-n // per), desc="spectra", unit="batches")):
+        idx = np.arange(start, min(start + per, n))
+        res = obs.observe(stars, visits, idx, stream(s, "spectra", b))
+        for k in snr_all:
+            snr_all[k][idx] = res["snr"][k]
+        header = _spectrum_header(visits, idx, res["snr"])
+        if fmt == "parquet":
+            rel = f"lamost/spectra-{b:05d}.parquet"
+            write_parquet(spectra_table(header, res["flux"], res["ivar"], res["pixmask"]), out / rel,
+                          row_group_size=cfg.ingest.spectra_per_row_group)
+            files.append({"kind": "lamost", "path": rel})
+        else:
+            for r in range(idx.size):
+                h = {k: val[r] for k, val in header.items()}
+                rel = f"lamost/{h['lmjd']}/" + spectrum_fits_name(h["lmjd"], h["planid"], h["spid"], h["fiberid"])
+                write_spectrum_fits(out / rel, h, res["flux"][r], res["ivar"][r], res["pixmask"][r])
+                files.append({"kind": "lamost", "path": rel})
+    visits["header_snr"] = snr_all
+    return files
+
+
+def make(cfg: Config, out: Path, fmt: str = "parquet") -> Path:
+    """Write the universe of ``cfg.synth`` to ``out`` in ``fmt``; returns the manifest path."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown spectra format {fmt!r}; choices: {', '.join(FORMATS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    s = cfg.synth
+    stars = make_stars(s)
+    visits = make_visits(s, stars)
+    files = write_spectra(cfg, out, fmt, stars, visits)
+
+    label_truth = []
+    aspcap, t = cat.aspcap_table(s, stars)
+    label_truth.append(t)
+    tables = {"gaia": cat.gaia_table(stars), "bailer_jones": cat.bailer_jones_table(s, stars),
+              "dust": cat.dust_table(s, stars), "starhorse": cat.starhorse_table(s, stars), "aspcap": aspcap}
+    for name in ("qiu23", "ding22", "laspm"):
+        tables[name], t = cat.obsid_label_table(s, name, stars, visits)
+        label_truth.append(t)
+    tables["variables"] = cat.variables_table(s, stars)
+    tables["lamost_catalog"] = cat.lamost_catalog_table(s, stars, visits)
+    tables["model_sed_grid"] = cat.model_sed_grid_table()
+    files += [_write_catalog(out, kind, cols) for kind, cols in tables.items()]
+
+    truth = write_truth(out, s, stars, visits, label_truth)
+    manifest = {"preset": s.preset, "seed": s.seed, "format": fmt,
+                "config": {k: v for k, v in cfg.flat().items() if k.startswith("synth.")},
+                "files": files, "truth": truth}
+    path = out / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def write_truth(out: Path, s, stars: dict, visits: dict, label_truth: list[dict]) -> list[str]:
+    star_cols = ("star_id", "source_id", "class", "teff_k", "logg_dex", "mh_dex", "is_binary", "is_variable",
+                 "var_type", "dist_pc", "av_mag", "ra_deg", "dec_deg", "pmra_masyr", "pmdec_masyr",
+                 "abs_g_mag", "bp_rp0_mag", "g_mag", "rv_true_kms", "n_visits", "dr11_only")
+    spec = {"obsid": visits["obsid"], "star_id": visits["star_id"], "defect": visits["defect"],
+            "labels_of_star_id": visits["labels_of_star_id"], "flux_of_star_id": visits["flux_of_star_id"],
+            "rv_true_kms": visits["rv_true_kms"], "rv_reported_kms": visits["rv_kms"],
+            "snr_i_target": visits["snr_i_target"], "snr_i": visits["header_snr"]["i"], "lmjd": visits["lmjd"]}
+    labels = {k: np.concatenate([np.asarray(t[k]) if k != "catalog" else np.full(len(t["star_id"]), t[k])
+                                 for t in label_truth]) for k in ("catalog", "row_key", "star_id", "is_outlier")}
+    tables = {"stars": {k: stars[k] for k in star_cols}, "spectra": spec,
+              "injected_offsets": cat.injected_offsets(s), "label_rows": labels}
+    rels = []
+    for name, cols in tables.items():
+        rel = f"truth/{name}.parquet"
+        write_parquet(to_arrow(cols), out / rel)
+        rels.append(rel)
+    return rels
+
+
+def load_truth(con, out_dir: Path) -> None:
+    """Create ``truth.<name>`` tables from ``out_dir/truth/*.parquet`` (evaluation only)."""
+    out_dir = Path(out_dir)
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    con.execute("create schema if not exists truth")
+    for rel in manifest["truth"]:
+        path = (out_dir / rel).resolve()
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: truth file listed in manifest.json is missing")
+        con.execute(f"create or replace table truth.{path.stem} as select * from read_parquet(?)",
+                    [str(path)])

@@ -1,0 +1,125 @@
+"""DBSCAN with labels identical to ``sklearn.cluster.DBSCAN(eps, min_samples, metric='euclidean')``.
+
+Same rules as scikit-learn's ``_dbscan_inner.pyx``: a neighbourhood is every
+point at euclidean distance <= eps *including the point itself*; a point is core
+when its neighbourhood count >= min_samples; clusters are seeded from unlabelled
+core points in index order and grown depth-first, so cluster numbers and the
+cluster a shared border point joins (the first cluster to reach it) match.
+Noise is -1.
+
+Distances are compared squared (d^2 <= eps^2) with d^2 summed directly in
+float64, as sklearn's KD-tree does. sklearn's brute path (used when d > 15)
+computes d^2 as |x|^2 - 2 x.y + |y|^2, so a pair whose distance equals eps to
+~1e-12 relative may fall on the other side there; exact ties (integer-valued
+data) agree.
+
+`dbscan_bins` runs many independent bins (paper §2.4: one DBSCAN per parameter
+bin) in one call, in parallel over bins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def _neighbourhoods(X, eps):
+    """CSR neighbourhoods (indptr, indices) of every row, self included, indices ascending."""
+    n, d = X.shape
+    eps2 = eps * eps
+    cap = 4 * n + 16
+    pi = np.empty(cap, dtype=np.int64)
+    pj = np.empty(cap, dtype=np.int64)
+    npairs = 0
+    counts = np.ones(n, dtype=np.int64)  # self
+    for i in range(n):
+        for j in range(i + 1, n):
+            acc = 0.0
+            for k in range(d):
+                diff = np.float64(X[i, k]) - np.float64(X[j, k])
+                acc += diff * diff
+            if acc <= eps2:
+                if npairs == cap:
+                    cap *= 2
+                    pi2 = np.empty(cap, dtype=np.int64)
+                    pj2 = np.empty(cap, dtype=np.int64)
+                    pi2[:npairs] = pi[:npairs]
+                    pj2[:npairs] = pj[:npairs]
+                    pi, pj = pi2, pj2
+                pi[npairs] = i
+                pj[npairs] = j
+                npairs += 1
+                counts[i] += 1
+                counts[j] += 1
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        indptr[i + 1] = indptr[i] + counts[i]
+    indices = np.empty(indptr[n], dtype=np.int64)
+    fill = indptr[:n].copy()
+    for i in range(n):
+        indices[fill[i]] = i
+        fill[i] += 1
+    for p in range(npairs):
+        i, j = pi[p], pj[p]
+        indices[fill[i]] = j
+        fill[i] += 1
+        indices[fill[j]] = i
+        fill[j] += 1
+    return indptr, indices
+
+
+@njit(cache=True)
+def _dbscan_into(X, eps, min_samples, labels):
+    n = X.shape[0]
+    labels[:] = -1
+    if n == 0:
+        return
+    indptr, indices = _neighbourhoods(X, eps)
+    is_core = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        is_core[i] = indptr[i + 1] - indptr[i] >= min_samples
+    stack = np.empty(indices.shape[0] + 1, dtype=np.int64)  # every push is one neighbourhood entry
+    label_num = 0
+    for seed in range(n):
+        if labels[seed] != -1 or not is_core[seed]:
+            continue
+        top = 0
+        i = seed
+        while True:
+            if labels[i] == -1:
+                labels[i] = label_num
+                if is_core[i]:
+                    for p in range(indptr[i], indptr[i + 1]):
+                        v = indices[p]
+                        if labels[v] == -1:
+                            stack[top] = v
+                            top += 1
+            if top == 0:
+                break
+            top -= 1
+            i = stack[top]
+        label_num += 1
+
+
+@njit(cache=True)
+def dbscan(X, eps, min_samples):
+    """Cluster labels (int64, -1 = noise) of the rows of ``X`` (n, d)."""
+    labels = np.empty(X.shape[0], dtype=np.int64)
+    _dbscan_into(X, eps, min_samples, labels)
+    return labels
+
+
+@njit(cache=True, parallel=True)
+def dbscan_bins(X, bin_offsets, eps, min_samples_per_bin):
+    """DBSCAN on each bin ``X[bin_offsets[b]:bin_offsets[b+1]]``; labels are local to each bin.
+
+    ``min_samples_per_bin`` has one entry per bin (the minPts rule depends on the
+    bin population). Returns int64 labels aligned with the rows of ``X``.
+    """
+    nb = bin_offsets.shape[0] - 1
+    labels = np.full(X.shape[0], -1, dtype=np.int64)
+    for b in prange(nb):
+        s, e = bin_offsets[b], bin_offsets[b + 1]
+        _dbscan_into(X[s:e], eps, min_samples_per_bin[b], labels[s:e])
+    return labels
