@@ -64,6 +64,7 @@ class SelectConfig:
     giant_fit_order: int = 3
     cmd_color_step_mag: float = 0.5        # colour step for mean / 1 sigma of M_G
     cmd_min_stars_per_step: int = 5
+    cmd_clip_nsigma: float = 3.0           # per-step clip around the median (1.4826 MAD): mislabelled dM/gM hints
 
 
 @dataclass(frozen=True)
@@ -123,11 +124,17 @@ class CleanConfig:
     minpts_max: int = 5
     minpts_stars_per_point: int = 4
     cap_per_bin: int = 7
-    # distance = ||a - b|| * sqrt(dist_ref_pix / n_pix) on median-normalised spectra
+    # distance = ||a - b|| * sqrt(dist_ref_pix / n_used) on median-normalised spectra
     # (stages/clean.py); 0 -> the clustering grid's own pixel count (plain Euclidean)
     dist_ref_pix: int = 0
     min_good_pix_frac: float = 0.5   # fewer good pixels on the clustering grid -> DBSCAN noise
     figure_eps_alt: float = 2.0      # paper Fig. 6 compares eps 1.0 with 2.0
+    # before distances: each spectrum / a clipped polynomial fit to its bin's median spectrum
+    # (0 = off); the reference shares the bin's labels, so no model mismatch (stages/clean.py)
+    bin_recal_order: int = 3
+    # telluric bands (AA, vacuum, lo/hi pairs) left out of distances: atmosphere, not star
+    telluric_windows_aa: tuple[float, ...] = (6860.0, 6935.0, 7150.0, 7350.0, 7585.0, 7705.0,
+                                              8120.0, 8360.0)
 
 
 @dataclass(frozen=True)
@@ -237,6 +244,7 @@ class SynthConfig:
     sky_residual_sigma: float = 3.0            # sky-line residual amplitude, in units of the pixel noise
     join_mismatch: float = 0.04                # blue/red arm flux mismatch near 5700-5900 A
     spectra_per_file: int = 4000               # rows per spectra Parquet file (= generation batch)
+    spectra_compression: str = "none"          # Parquet codec of synthetic spectra (noisy floats: zstd saves ~35% at ~2x the write cost)
 
 
 @dataclass(frozen=True)

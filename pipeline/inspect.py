@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config
 
 DECISIONS = "landing.inspection_decisions"
 DECISIONS_KIND = "inspection_decisions"
@@ -113,6 +112,13 @@ def bin_spectra(con, bin_id: str) -> tuple[list[dict], np.ndarray, np.ndarray, n
     return rows, loglam, flux, ivar
 
 
+def normalised(flux: np.ndarray, ivar: np.ndarray) -> np.ndarray:
+    """Each spectrum over its median good flux, masked pixels NaN (for display)."""
+    good = (ivar > 0) & np.isfinite(flux)
+    med = np.array([np.median(f[g]) if g.any() else np.nan for f, g in zip(flux, good)])
+    return np.where(good, flux, np.nan) / med[:, None]
+
+
 def draw_bin(ax, loglam: np.ndarray, y: np.ndarray, member: np.ndarray, kept: np.ndarray,
              title: str) -> None:
     """Gray: every spectrum; red: cluster members; bold red: kept (paper Fig. 6 colours)."""
@@ -126,20 +132,15 @@ def draw_bin(ax, loglam: np.ndarray, y: np.ndarray, member: np.ndarray, kept: np
     ax.set_ylabel("flux / median")
 
 
-def plot_bin(con, bin_id: str, out: Path, cfg: Config | None = None) -> Path:
+def plot_bin(con, bin_id: str, out: Path) -> Path:
     """PNG of one bin's spectra with their labels; cluster members highlighted."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .stages.clean import embed_bin
-
-    from .config import DEFAULT
-    cfg = cfg or DEFAULT
     rows, loglam, flux, ivar = bin_spectra(con, bin_id)
-    y = embed_bin(flux, ivar, cfg, n_ref=flux.shape[1])       # n_ref = n_pix: flux / median
-    y = np.where(np.isfinite(y), y, np.nan)
+    y = normalised(flux, ivar)
     member = np.array([bool(r["in_main_cluster"]) for r in rows])
     kept = np.array([bool(r["is_kept"]) for r in rows])
     r0 = rows[0]

@@ -29,14 +29,15 @@ from typing import Any
 import duckdb
 
 from .config import DEFAULT, Config
-from .sqlmodel import (LAYERS, RUN_ID_VARIABLE, STAGES_PACKAGE, Audit, Model, ModelError, TestSpec,
+from .sqlmodel import (LAYERS, RUN_ID_VARIABLE, STAGES_PACKAGE, Model, ModelError, TestSpec,
                        compile_model_sql, load_audits, load_models, python_model)
 from .warehouse import META_DDL, new_run_id
 
 __all__ = [
-    "LAYERS", "Model", "ModelError", "ModelResult", "TestResult", "ModelState", "python_model",
-    "load_models", "compile_model_sql", "bind_config", "lineage", "select_models", "run",
-    "run_tests", "model_states", "quote_ident",
+    "LAYERS", "Model", "ModelError", "ModelResult", "ModelState", "TestResult", "python_model",
+    "load_models", "compile_model_sql", "bind_config", "lineage", "closure", "topological_order",
+    "select_models", "run", "run_tests", "compile_test", "model_states", "stale_reason",
+    "ensure_meta", "relation_kind", "quote_ident",
 ]
 
 
@@ -208,11 +209,7 @@ def ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
     for schema in ("meta", "landing"):
         con.execute(f"create schema if not exists {schema}")
     for ddl in META_DDL:
-        try:
-            con.execute(ddl)
-        except duckdb.ParserException:
-            # DuckDB >= 2 reserves AT; quoting keeps the column name warehouse.py chose
-            con.execute(re.sub(r"\bat timestamp", '"at" timestamp', ddl))
+        con.execute(ddl)
 
 
 def relation_kind(con: duckdb.DuckDBPyConnection, name: str, schema: str = "main") -> str | None:
@@ -373,6 +370,10 @@ def _build_one(con: duckdb.DuckDBPyConnection, m: Model, cfg: Config, run_tag: s
             raise
         return rows
     except BaseException:
+        try:
+            con.execute("rollback")   # a Python stage may have left its own transaction open
+        except duckdb.Error:
+            pass
         _drop(con, tmp_name)
         raise
 
@@ -408,8 +409,9 @@ def run(con: duckdb.DuckDBPyConnection, cfg: Config = DEFAULT, select: str | Non
 
     A failed model keeps its previous relation, is recorded as failed in
     meta.model_runs, and its downstream models are skipped; run() still returns
-    normally (the caller decides the exit status). ``stages`` is the package of Python models (None: SQL models only); ``models``
-    skips loading altogether.
+    normally (the caller decides the exit status). ``stages`` is the package of
+    Python models (None: SQL models only); ``models`` skips loading altogether.
+    ``on_event(result)`` is called after each model, fresh and skipped ones included.
     """
     if models is None:
         models = load_models(sql_root, stages)
@@ -453,7 +455,7 @@ def run(con: duckdb.DuckDBPyConnection, cfg: Config = DEFAULT, select: str | Non
                                       seconds=time.perf_counter() - t0)
                     ledger.record(m, "built", run_id, started, upstream, chash, rows, None)
                 except Exception as e:  # noqa: BLE001 - any failure of one model is reported
-                    err = f"{name}: {e}"
+                    err = str(e) if str(e).startswith(name) else f"{name}: {e}"
                     res = ModelResult(name, m.layer, "failed", error=err, reason=reason,
                                       seconds=time.perf_counter() - t0)
                     ledger.record(m, "failed", run_id, started, upstream, chash, None, err)

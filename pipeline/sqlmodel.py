@@ -343,9 +343,6 @@ def parse_tests(text: str) -> tuple[TestSpec, ...]:
     return tuple(out)
 
 
-_GETVAR_RE = re.compile(r"getvariable\s*\(\s*'([^']*)'\s*\)", re.IGNORECASE)
-
-
 def analyse_sql(body: str) -> tuple[tuple[str, ...], set[str]]:
     """(dependencies, config keys used) of one SELECT, read with sqlglot (dialect duckdb).
 
@@ -380,15 +377,15 @@ def analyse_sql(body: str) -> tuple[tuple[str, ...], set[str]]:
         else:
             deps.add(f"{schema}.{name}")
     used: set[str] = set()
-    for f in tree.find_all(exp.Anonymous):
-        if str(f.this).lower() != "getvariable":
+    for f in tree.find_all(exp.Func):
+        # sqlglot parses getvariable() as an anonymous function; a later release may type it
+        anonymous = isinstance(f, exp.Anonymous)
+        if (str(f.this) if anonymous else f.sql_name()).lower() != "getvariable":
             continue
-        arg = f.expressions[0] if f.expressions else None
+        arg = (f.expressions[0] if f.expressions else None) if anonymous else f.this
         if not isinstance(arg, exp.Literal) or not arg.is_string:
             raise ModelError(f"getvariable() needs a string literal, got {f.sql('duckdb')}")
         used.add(arg.this)
-    # sqlglot may type some functions; the text is the final word on getvariable literals
-    used |= set(_GETVAR_RE.findall(body))
     used.discard(RUN_ID_VARIABLE)
     return tuple(sorted(deps)), used
 

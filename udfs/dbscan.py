@@ -8,7 +8,7 @@ cluster a shared border point joins (the first cluster to reach it) match.
 Noise is -1.
 
 Distances are compared squared (d^2 <= eps^2) with d^2 summed directly in
-float64, as sklearn's KD-tree does. sklearn's brute path (used when d > 15)
+float64 (in SIMD order), like sklearn's KD-tree. sklearn's brute path (used when d > 15)
 computes d^2 as |x|^2 - 2 x.y + |y|^2, so a pair whose distance equals eps to
 ~1e-12 relative may fall on the other side there; exact ties (integer-valued
 data) agree.
@@ -23,10 +23,20 @@ import numpy as np
 from numba import njit, prange
 
 
+# 'reassoc' only: lets the distance sum vectorise (SIMD) while NaN / inf keep their IEEE meaning
+@njit(cache=True, fastmath={"reassoc"})
+def _sqdist(X, i, j):
+    acc = 0.0
+    for k in range(X.shape[1]):
+        diff = np.float64(X[i, k]) - np.float64(X[j, k])
+        acc += diff * diff
+    return acc
+
+
 @njit(cache=True)
 def _neighbourhoods(X, eps):
     """CSR neighbourhoods (indptr, indices) of every row, self included, indices ascending."""
-    n, d = X.shape
+    n = X.shape[0]
     eps2 = eps * eps
     cap = 4 * n + 16
     pi = np.empty(cap, dtype=np.int64)
@@ -35,11 +45,7 @@ def _neighbourhoods(X, eps):
     counts = np.ones(n, dtype=np.int64)  # self
     for i in range(n):
         for j in range(i + 1, n):
-            acc = 0.0
-            for k in range(d):
-                diff = np.float64(X[i, k]) - np.float64(X[j, k])
-                acc += diff * diff
-            if acc <= eps2:
+            if _sqdist(X, i, j) <= eps2:
                 if npairs == cap:
                     cap *= 2
                     pi2 = np.empty(cap, dtype=np.int64)

@@ -54,20 +54,18 @@ def list_cmd(warehouse: Warehouse = DEFAULT_WAREHOUSE,
 
 @app.command("show")
 def show_cmd(bin_id: Bin, warehouse: Warehouse = DEFAULT_WAREHOUSE,
-             out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG to write (default BIN.png).")] = None,
-             set_: Sets = None) -> None:
+             out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG to write (default BIN.png).")] = None
+             ) -> None:
     """Plot one bin's spectra (normalised; gray = all, red = cluster members, bold = kept)
     with their obsid, S/N and labels, to a PNG.
 
     Example: mgold inspect show t3550_g4.70_m-0.40 -w demo/warehouse.duckdb --out bin.png
     """
-    from ..config import DEFAULT
     from ..inspect import plot_bin
 
-    cfg = DEFAULT.with_overrides(set_)
     con = _open(warehouse, read_only=True)
     try:
-        path = _guard(plot_bin, con, bin_id, out or Path(f"{bin_id}.png"), cfg)
+        path = _guard(plot_bin, con, bin_id, out or Path(f"{bin_id}.png"))
     finally:
         con.close()
     typer.echo(f"wrote {path}")

@@ -33,16 +33,6 @@ def _open(warehouse: Path, read_only: bool = False):
         return connect(warehouse, read_only=read_only)
     except FileNotFoundError as e:
         fail(str(e))
-    except duckdb.ParserException:
-        # warehouse.META_DDL names a column `at`, reserved since DuckDB 2: the runner's
-        # ensure_meta quotes it. Drop this branch once warehouse.py does the same.
-        from ..runner import ensure_meta
-        con = duckdb.connect(str(warehouse))
-        con.execute(f"set file_search_path = '{Path(warehouse).resolve().parent.as_posix()}'")
-        for schema in ("meta", "landing", "truth"):
-            con.execute(f"create schema if not exists {schema}")
-        ensure_meta(con)
-        return con
     except Exception as e:  # noqa: BLE001 - e.g. the file is locked by another process
         fail(f"cannot open {warehouse}: {str(e).splitlines()[0]}")
 
@@ -110,7 +100,8 @@ def status(
     from ..runner import model_states
 
     cfg = _config(set_)
-    con = _open(warehouse)
+    # no warehouse yet: every model is simply "never built"
+    con = _open(warehouse, read_only=True) if Path(warehouse).exists() else duckdb.connect()
     states = model_states(con, cfg)
     if not states:
         typer.echo("no models found")
@@ -137,7 +128,7 @@ def test_cmd(
     from ..runner import run_tests
 
     cfg = _config(set_)
-    con = _open(warehouse)
+    con = _open(warehouse, read_only=True)
     try:
         results = run_tests(con, select=select, cfg=cfg)
     except ValueError as e:
@@ -226,7 +217,7 @@ def query(
     if csv and parquet:
         fail("give at most one of --csv and --parquet", code=2)
     cfg = _config(set_)
-    con = _open(warehouse, read_only=Path(warehouse).exists())
+    con = _open(warehouse, read_only=True)
     bind_config(con, cfg)
     try:
         rel = con.sql(sql)

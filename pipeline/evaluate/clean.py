@@ -15,20 +15,34 @@ i.e. the rows of ``cln_dbscan``):
 - *eligible clean spectra*: clean spectra (no injected defect) in bins holding at
   least min_pts clean spectra, i.e. bins where DBSCAN could form a cluster of
   clean spectra at all. *kept fraction* = eligible clean spectra accepted.
+- *noise-resolvable eligible*: the eligible spectra with at least min_pts - 1 clean
+  bin-mates whose EXPECTED pure-noise distance (from ivar, in the same units as
+  the DBSCAN distance) is <= eps. Two clean spectra at S/N ~20 sit ~4 apart from
+  noise alone on the 3535-pixel grid, so no eps = 1 clustering can join them: that
+  is the S/N limit of the method (such bins go to inspection), reported apart
+  from the cleaning's accuracy.
 - *RV residual*: LAMOST 1D-pipeline RV used for the rest frame minus the true RV,
   in km/s, over the processed spectra without a wrong-RV defect (median, robust
-  sigma = 1.4826 MAD, 99th percentile of |residual|).
+  sigma = 1.4826 MAD, 99th percentile of |residual|). And what is left in the
+  processed spectra: the shift of each rest-frame spectrum against its reference
+  model SED, measured by cross-correlation of the continuum-divided spectra
+  (parabola through the peak, 1 pixel = c ln(10) dloglam ~ 69 km/s), compared with
+  the residual the truth predicts (rv_true - rv used): median and robust sigma of
+  the difference, over at most ``max_ccf`` spectra.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..config import DEFAULT, Config
+from ..stages.clean import iter_bin_chunks, min_pts, reference_n_pix, telluric_mask
+
 CAUGHT = ("wrong_object", "broken_segment", "swapped_labels", "wrong_rv")
 CLEAN = "none"
 
 
-def evaluate(con) -> dict:
+def evaluate(con, cfg: Config = DEFAULT) -> dict:
     """Every figure of the report, as a dict (reads truth.spectra; models never do)."""
     rows = con.execute("""
         select d.bin_id, d.obsid, d.min_pts, d.in_main_cluster, d.is_kept, d.n_clusters,
@@ -51,6 +65,7 @@ def evaluate(con) -> dict:
     def frac(num, den):
         return float(num.sum() / den.sum()) if den.sum() else float("nan")
 
+    resolvable = eligible & np.isin(np.array([r[1] for r in rows]), list(_noise_resolvable(con, cfg)))
     out = {
         "n_spectra": len(rows),
         "n_bins": len(n_clean_in_bin),
@@ -62,6 +77,8 @@ def evaluate(con) -> dict:
         "n_by_defect": {d: int((defect == d).sum()) for d in CAUGHT},
         "n_eligible_clean": int(eligible.sum()),
         "kept_fraction_eligible": frac(eligible & accepted, eligible),
+        "n_resolvable_clean": int(resolvable.sum()),
+        "kept_fraction_resolvable": frac(resolvable & accepted, resolvable),
         "accepted_purity": frac(accepted & ~is_bad, accepted),
     }
     kept = con.execute("""select coalesce(t.defect, 'none') from cln_kept k
@@ -70,6 +87,37 @@ def evaluate(con) -> dict:
     out["n_kept"] = len(kd)
     out["kept_defective_fraction"] = float(np.isin(kd, CAUGHT).mean()) if len(kd) else float("nan")
     out.update(rv_residuals(con))
+    out.update(rest_frame_residuals(con, cfg))
+    return out
+
+
+def _noise_resolvable(con, cfg: Config) -> set[int]:
+    """Clean obsids with >= min_pts - 1 clean bin-mates within eps by expected noise alone."""
+    sql = """select b.bin_id, b.obsid, b.source_id, b.snr_i, b.snr_rank, s.loglam0, s.dloglam, s.flux, s.ivar
+             from cln_bins b join spc_cluster_grid s using (obsid) left join truth.spectra t using (obsid)
+             where coalesce(t.defect, 'none') = 'none' and b.n_clustered > 1
+             order by b.bin_id, b.snr_rank"""
+    eps = cfg.clean.dbscan_eps
+    n_ref = cfg.clean.dist_ref_pix or reference_n_pix(cfg)
+    out: set[int] = set()
+    for rows, flux, ivar in iter_bin_chunks(con, cfg, sql):
+        F, IV = np.stack(flux).astype(float), np.stack(ivar).astype(float)
+        loglam = rows["loglam0"][0] + rows["dloglam"][0] * np.arange(F.shape[1])
+        tell = telluric_mask(loglam, cfg)
+        good = (IV > 0) & ~tell[None, :]
+        med = np.array([np.median(f[g]) if g.any() else np.nan for f, g in zip(F, good)])
+        var = np.where(good, 1.0 / np.where(good, IV, 1.0), 0.0) / med[:, None] ** 2
+        scale = n_ref / (F.shape[1] - tell.sum())
+        b = np.asarray(rows["bin_id"], dtype=object)
+        for bid in dict.fromkeys(b):
+            idx = np.flatnonzero(b == bid)
+            if idx.size < 2:
+                continue
+            both = good[idx][:, None, :] & good[idx][None, :, :]
+            d2 = (both * (var[idx][:, None, :] + var[idx][None, :, :])).sum(-1) * scale
+            near = (np.sqrt(d2) <= eps).sum(axis=1) - 1
+            need = int(min_pts(idx.size, cfg)) - 1
+            out.update(int(rows["obsid"][i]) for i in idx[near >= need])
     return out
 
 
@@ -89,6 +137,50 @@ def rv_residuals(con) -> dict:
             "rv_wrong_median_abs_kms": float(np.median(np.abs(w))) if w.size else float("nan")}
 
 
+def rest_frame_residuals(con, cfg: Config = DEFAULT, max_ccf: int = 2000, max_lag_px: int = 6) -> dict:
+    """Measured leftover shift of the rest-frame spectra vs the truth's prediction (km/s)."""
+    from scipy.ndimage import uniform_filter1d
+
+    from ..stages.spectra import SED_FAMILY, ModelSeds, grid
+    from mgold.udfs.grid import C_KMS
+
+    cl = grid(cfg, "cluster")
+    rows = con.execute(f"""
+        select s.obsid, s.class, b.teff_k, b.logg_dex, b.mh_dex, s.rv_kms, t.rv_true_kms, s.flux, s.ivar
+        from spc_cluster_grid s join lbl_labelled_sample b using (obsid) join truth.spectra t using (obsid)
+        where t.defect = 'none' order by s.obsid limit {int(max_ccf)}""").fetchall()
+    if not rows:
+        return {"ccf_n": 0}
+    seds = ModelSeds(con, cl)
+    fam = np.array([SED_FAMILY.get(r[1], "bt_settl_like") for r in rows])
+    node = seds.nearest(fam, np.array([[r[2], r[3], r[4]] for r in rows], dtype=float))
+    px_kms = C_KMS * np.log(10) * cl[1]
+    meas, want = [], []
+    for r, k in zip(rows, node):
+        f, iv = np.asarray(r[7], float), np.asarray(r[8], float)
+        m = seds.on_grid(int(k)).astype(float)
+        good = (iv > 0) & (m > 0)
+        if good.sum() < 0.5 * f.size:
+            continue
+        hp = [np.where(good, v / np.maximum(uniform_filter1d(np.where(good, v, np.median(v[good])), 51), 1e-30) - 1, 0)
+              for v in (f, m)]
+        lags = np.arange(-max_lag_px, max_lag_px + 1)
+        cc = np.array([np.dot(np.roll(hp[1], L), hp[0]) for L in lags])
+        i = int(np.argmax(cc))
+        if 0 < i < len(lags) - 1:
+            den = cc[i - 1] - 2 * cc[i] + cc[i + 1]
+            lag = lags[i] + (0.5 * (cc[i - 1] - cc[i + 1]) / den if den != 0 else 0.0)
+            meas.append(lag * px_kms)
+            want.append(r[6] - r[5])
+    if not meas:
+        return {"ccf_n": 0}
+    diff = np.array(meas) - np.array(want)
+    med = float(np.median(diff))
+    return {"ccf_n": len(meas), "ccf_residual_median_kms": float(np.median(meas)),
+            "ccf_minus_truth_median_kms": med,
+            "ccf_minus_truth_robust_sigma_kms": float(1.4826 * np.median(np.abs(diff - med)))}
+
+
 def format_report(m: dict) -> str:
     """The figures as short lines, for `mgold report clean`."""
     lines = [
@@ -101,6 +193,7 @@ def format_report(m: dict) -> str:
         lines.append(f"    {d:<30s} {m['recall_by_defect'][d]:.3f}  of {m['n_by_defect'][d]}")
     lines += [
         f"  clean eligible spectra accepted   {m['kept_fraction_eligible']:.3f}  of {m['n_eligible_clean']}",
+        f"    noise-resolvable ones accepted  {m['kept_fraction_resolvable']:.3f}  of {m['n_resolvable_clean']}",
         f"  accepted that are not defective   {m['accepted_purity']:.3f}",
         f"  cln_kept rows {m['n_kept']}, defective among them {m['kept_defective_fraction']:.3f}",
     ]
@@ -109,4 +202,8 @@ def format_report(m: dict) -> str:
                      f"{m['rv_residual_robust_sigma_kms']:.2f}, p99 |res| {m['rv_residual_p99_abs_kms']:.2f} "
                      f"over {m['rv_n']}; wrong-RV defects median |res| {m['rv_wrong_median_abs_kms']:.0f} "
                      f"over {m['rv_wrong_n']}")
+    if m.get("ccf_n"):
+        lines.append(f"  rest-frame spectra vs model SED (CCF): leftover shift median {m['ccf_residual_median_kms']:+.2f} "
+                     f"km/s; minus truth's prediction: median {m['ccf_minus_truth_median_kms']:+.2f}, robust sigma "
+                     f"{m['ccf_minus_truth_robust_sigma_kms']:.2f} km/s over {m['ccf_n']}")
     return "\n".join(lines)

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DEFAULT, Config
-from ..inspect import InspectError, bin_spectra, draw_bin
-from ..stages.clean import cluster_chunk, embed_bin
+from ..inspect import InspectError, bin_spectra, draw_bin, normalised
+from ..stages.clean import cluster_chunk
 
 
 def most_populated_bin(con) -> str:
@@ -35,8 +35,9 @@ def eps_figure(con, out: Path, cfg: Config = DEFAULT, bin_id: str | None = None)
     rows, loglam, flux, ivar = bin_spectra(con, bin_id)
     chunk = {"bin_id": [bin_id] * len(rows), "obsid": [r["obsid"] for r in rows],
              "source_id": [0] * len(rows), "snr_i": [r["snr_i"] for r in rows],
-             "snr_rank": list(range(1, len(rows) + 1))}
-    y = embed_bin(flux, ivar, cfg, n_ref=flux.shape[1])
+             "snr_rank": list(range(1, len(rows) + 1)), "loglam0": [r["loglam0"] for r in rows],
+             "dloglam": [r["dloglam"] for r in rows]}
+    y = normalised(flux, ivar)
     fig, axes = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
     lines = [f"bin {bin_id}: {len(rows)} spectra"]
     for ax, eps in zip(axes, (cfg.clean.dbscan_eps, cfg.clean.figure_eps_alt)):

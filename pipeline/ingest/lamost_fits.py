@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 C_KMS = 299792.458
+LN10 = float(np.log(10.0))
 BLOCK = 2880
 CARD = 80
 END_CARD = b"END" + b" " * 77
@@ -60,6 +61,13 @@ OPTIONAL_KEYS = {
 }
 REQUIRED_KEYS = {"RA": ("ra_deg", "float"), "DEC": ("dec_deg", "float"), "CLASS": ("class", "str")}
 BANDS = ("u", "g", "r", "i", "z")
+WANTED_KEYS = frozenset({
+    "SIMPLE", "BITPIX", "NAXIS", "PCOUNT", "BSCALE", "BZERO", "XTENSION", "EXTNAME", "TFIELDS",
+    "EXTEN0", "COEFF0", "COEFF1", "OBSID", "RV", "DATA_V", "VERSPIPE",
+    *REQUIRED_KEYS, *OPTIONAL_KEYS, *(f"SNR{b.upper()}" for b in BANDS),
+    *(f"SN_{b.upper()}" for b in BANDS),
+})
+_WANTED_PADDED = frozenset(k.ljust(8) for k in WANTED_KEYS)
 
 # columns of landing.lamost_headers filled from a file (file/sha/run_id added by the caller)
 HEADER_COLUMNS = (
@@ -121,9 +129,11 @@ def read_spectrum(path: Path, data: bytes, rtol: float) -> Spectrum:
     if name.startswith("med-"):
         raise BadSpectrum("medium-resolution (MRS) file refused: mgold ingests low-resolution "
                           "spectra only")
+    if not data:
+        raise BadSpectrum("empty file")
+    if not data.startswith(b"SIMPLE  ="):
+        raise BadSpectrum("not a FITS file (does not start with a SIMPLE card)")
     hdr, data_at = _header_at(data, 0, "primary")
-    if hdr.get("SIMPLE") is not True:
-        raise BadSpectrum("not a FITS file (no SIMPLE = T card)")
     warnings: list[str] = []
     naxis = _int_key(hdr, "NAXIS", "primary")
     if naxis == 0:
@@ -169,6 +179,40 @@ def read_spectrum(path: Path, data: bytes, rtol: float) -> Spectrum:
     return Spectrum(row, loglam0, dloglam, flux, ivar, pixmask, warnings)
 
 
+# --- worker entry point (process pool) ----------------------------------------------
+
+_KNOWN_SHA: set[str] = set()
+_RTOL = 1e-6
+
+
+def init_worker(known_sha: set[str], rtol: float) -> None:
+    global _KNOWN_SHA, _RTOL
+    _KNOWN_SHA, _RTOL = known_sha, rtol
+
+
+def read_one(path: Path) -> tuple[Path, str | None, Spectrum | str]:
+    """(path, sha256, Spectrum | 'skipped' | rejection reason); runs in a worker."""
+    try:
+        data, sha = file_bytes(path)
+    except BadSpectrum as exc:
+        return path, None, str(exc)
+    except OSError as exc:
+        return path, None, f"cannot read file: {exc.strerror or exc}"
+    if sha in _KNOWN_SHA:
+        return path, sha, "skipped"
+    try:
+        return path, sha, read_spectrum(path, data, _RTOL)
+    except BadSpectrum as exc:
+        return path, sha, str(exc)
+    except Exception as exc:  # a malformed file must never stop the batch
+        return path, sha, f"unreadable file ({type(exc).__name__}: {exc})"
+
+
+def read_many(paths: list[Path]) -> list[tuple[Path, str | None, Spectrum | str]]:
+    """``read_one`` over a chunk: one IPC message per chunk instead of per file."""
+    return [read_one(p) for p in paths]
+
+
 def clean_pixels(flux: np.ndarray, ivar: np.ndarray,
                  warnings: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Mask non-finite pixels (ivar = 0), clip ivar < 0; BadSpectrum if nothing usable."""
@@ -192,17 +236,18 @@ def fit_loglinear(wave: np.ndarray, rtol: float, coeff0: float | None = None,
         raise BadSpectrum("wavelength grid has non-positive or non-finite values")
     loglam = np.log10(wave)
     i = np.arange(n, dtype=np.float64)
-    im, lm = i.mean(), loglam.mean()
+    im, lm = (n - 1) / 2.0, loglam.mean()
     slope = float(((i - im) * (loglam - lm)).sum() / ((i - im) ** 2).sum())
     start = float(lm - slope * im)
-    dev = np.abs(10 ** (start + slope * i) / wave - 1).max()
+    # relative wavelength deviation = 10**(d loglam) - 1 ~ ln(10) * |d loglam|
+    dev = float(np.expm1(LN10 * np.abs(loglam - (start + slope * i)).max()))
     if not slope > 0 or dev > rtol:
         raise BadSpectrum(f"wavelength grid is not log-linear (max relative deviation "
                           f"{dev:.2e} > ingest.loglinear_rtol {rtol:.0e})")
     if coeff0 is not None and coeff1 and abs(coeff1 / slope - 1) < 1e-3:
         k = round((start - coeff0) / coeff1)
         header_start = coeff0 + k * coeff1
-        if np.abs(10 ** (header_start + coeff1 * i) / wave - 1).max() <= rtol:
+        if np.expm1(LN10 * np.abs(loglam - (header_start + coeff1 * i)).max()) <= rtol:
             return float(header_start), float(coeff1)
     return start, slope
 
@@ -218,7 +263,8 @@ def header_row(hdr: Header, file_name: str, warnings: list[str]) -> dict:
     for key, (col, kind) in OPTIONAL_KEYS.items():
         row[col] = _opt(hdr, key, kind, missing, warnings)
     for b in BANDS:
-        key = f"SNR{b.upper()}" if f"SNR{b.upper()}" in hdr else f"SN_{b.upper()}"
+        # DR1/DR2 write SN_U..SN_Z, later releases SNRU..SNRZ (named when both are missing)
+        key = f"SN_{b.upper()}" if f"SN_{b.upper()}" in hdr else f"SNR{b.upper()}"
         row[f"snr_{b}"] = _opt(hdr, key, "float", missing, warnings)
     if missing:
         warnings.append(f"header key(s) missing, stored as NULL: {', '.join(missing)}")
@@ -256,21 +302,25 @@ def _header_at(data: bytes, offset: int, what: str) -> tuple[Header, int]:
     return parse_cards(data[offset:pos]), pos
 
 
-def parse_cards(raw: bytes) -> Header:
+def parse_cards(raw: bytes, wanted: frozenset[str] | None = None) -> Header:
     """FITS header cards -> {KEY: value}; str / bool / int / float, None when undefined.
 
-    The first occurrence of a key wins (as in astropy); COMMENT/HISTORY/blank are skipped.
+    Only ``wanted`` keys (default ``WANTED_KEYS``, the ones this module reads) are
+    parsed: value parsing is most of the cost. The first occurrence of a key wins
+    (as in astropy).
     """
-    out: Header = {}
+    padded = _WANTED_PADDED if wanted is None else frozenset(k.ljust(8) for k in wanted)
     text = raw.decode("ascii", "replace")
+    out: Header = {}
     for at in range(0, len(text), CARD):
-        card = text[at:at + CARD]
-        key = card[:8].rstrip()
-        if key == "END":
+        field = text[at:at + 8]
+        if field == "END     ":
             break
-        if not key or card[8:10] != "= " or key in out:
-            continue
-        out[key] = _card_value(card[10:])
+        if (field in padded or field.startswith(("NAXIS", "TFORM", "TTYPE"))) \
+                and text[at + 8:at + 10] == "= ":
+            key = field.rstrip()
+            if key not in out:
+                out[key] = _card_value(text[at + 10:at + CARD])
     return out
 
 

@@ -15,6 +15,9 @@ R = 1800) in natural-log flux, each star with a free constant (its flux scale is
   [M/H] = 0 (the library's solar-abundance spectra).  Pickles is R ~ 500, so its residuals are
   taken against the model smoothed to R = 500: the correction learns the smooth shape there and
   the R = 1800 line/band profiles stay those of the physical template.
+* Real LAMOST M dwarfs (``LAMOST_DWARFS``: M0, M2, dM5 with measured redshifts; labels from the
+  dwarf scale above): the R = 1800 depths of the red lines nothing else constrains (Na I
+  8183/8195, K I 7665/7699, Ca II triplet) as one strength multiplier per line group.
 
 The correction is per-pixel ridge regression, in log flux, of (data - physical template) on the
 basis ``correction_basis`` (monomials of the scaled labels + the template's own nonlinear
@@ -25,7 +28,7 @@ feature strengths), shrinking toward the template.  ``fit_correction`` is the re
 from __future__ import annotations
 
 import argparse
-import warnings
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,7 +113,8 @@ def read_miles_labels(real_dir: Path) -> dict[str, tuple[float, float, float]]:
             sid, teff, logg, feh = int(parts[0]), float(parts[1]), float(parts[2]), float(parts[3])
         except (IndexError, ValueError):
             # the public file has one such row ('022.'): no spectrum can be matched to it
-            warnings.warn(f"{path}:{lineno}: skipped unparseable MILES label row {line.strip()!r}")
+            print(f"{path}:{lineno}: skipped unparseable MILES label row {line.strip()!r}",
+                  file=sys.stderr)
             continue
         if teff < 9000 and abs(logg) < 99 and abs(feh) < 99:
             out[f"m{sid:04d}"] = (teff, logg, feh)
@@ -268,8 +272,71 @@ def fit_generator(miles: TrainingSet, red: np.ndarray | None, exponents: np.ndar
     coeffs = fit_correction(miles, exponents, alpha, template=template)
     if red is None:
         return coeffs
-    taper = _taper(sm.model_wave_aa(), PICKLES_BLEND_AA, rising=True)[None, :]
+    wave = sm.model_wave_aa()
+    # each fit's level is free per label term (star scales are free): tie Pickles to MILES
+    anchor = (wave > 6500.0) & (wave < PICKLES_BLEND_AA[0])
+    red = red - (red[:, anchor] - coeffs[:, anchor]).mean(axis=1, keepdims=True)
+    taper = _taper(wave, PICKLES_BLEND_AA, rising=True)[None, :]
     return (coeffs * (1.0 - taper) + red * taper).astype(np.float32)
+
+
+# real LAMOST M dwarfs with a measured redshift: (file, subclass); labels from PICKLES_LABELS' dwarf scale
+LAMOST_DWARFS = (
+    ("lamost/dr7_mdwarfs_m31field/spec-55863-M31_011N40_B1_sp07-211.fits.gz", "m0v"),
+    ("lamost/dr7_mdwarfs_m31field/spec-55863-M31_011N40_B1_sp08-025.fits.gz", "m2v"),
+    ("lamost/dr9_dr13_table_format/spec-60591-LN042429N340750BM01_sp01-004.fits.gz", "m5v"),
+)
+# template lines whose R=1800 depth only LAMOST constrains (MILES ends at 7410 Å, Pickles is R~500)
+LAMOST_LINE_GROUPS = {"alkali_red": ("nai_8185", "nai_8197", "ki_7667", "ki_7701"),
+                      "cat": ("cat_8500", "cat_8544", "cat_8665")}
+
+
+def load_lamost_dwarfs(real_dir: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, tuple]]:
+    """[(rest-frame vacuum wave, flux, ivar, labels)] of the real LAMOST M dwarfs (both layouts)."""
+    from astropy.io import fits
+
+    out = []
+    for rel, sptype in LAMOST_DWARFS:
+        path = Path(real_dir) / rel
+        if not path.exists():
+            continue
+        with fits.open(path) as hdul:
+            z = float(hdul[0].header.get("Z", 0.0))
+            if hdul[0].data is not None:
+                flux, ivar, wave = (np.asarray(hdul[0].data[i], float) for i in (0, 1, 2))
+            else:
+                row = hdul[1].data[0]
+                flux, ivar, wave = (np.asarray(row[k], float) for k in ("FLUX", "IVAR", "WAVELENGTH"))
+        z = 0.0 if z < -1 else z   # -9999 = no redshift
+        out.append((wave / (1.0 + z), flux, ivar, PICKLES_LABELS[sptype]))
+    return out
+
+
+def fit_line_scales(model: sm.SpectrumModel, dwarfs, grid=np.geomspace(0.03, 3.0, 61)) -> np.ndarray:
+    """Per-feature strength multipliers: for each line group, the grid value minimising the
+    ivar-weighted residual of data / model (each line window's linear trend removed)."""
+    scale = model.feature_scale.copy()
+    for group in LAMOST_LINE_GROUPS.values():
+        idx = [sm.FEATURE_NAMES.index(n) for n in group]
+        centres = [sm._FEATURES[i][2] for i in idx]
+        cost = np.zeros(grid.size)
+        for g, value in enumerate(grid):
+            trial = scale.copy()
+            trial[idx] = value
+            m = sm.SpectrumModel(model.exponents, model.coeffs, model.label_lo, model.label_hi, trial)
+            for wave, flux, ivar, labels in dwarfs:
+                win = np.zeros(wave.size, bool)
+                for c in centres:
+                    win |= np.abs(wave - c) < 25.0
+                good = win & (ivar > 0) & np.isfinite(flux)
+                mod = m.flux(*labels, wave[good])[0]
+                ratio = flux[good] / mod
+                vander = np.vander(wave[good] - wave[good].mean(), 2)
+                coef, *_ = np.linalg.lstsq(vander, ratio, rcond=None)
+                resid = ratio / (vander @ coef) - 1.0
+                cost[g] += np.sum(resid ** 2) / good.sum()
+        scale[idx] = grid[np.argmin(cost)]
+    return scale
 
 
 def calibrate(real_dir: Path, exponents: np.ndarray | None = None, alpha: float = 1.0) -> dict:
@@ -279,8 +346,11 @@ def calibrate(real_dir: Path, exponents: np.ndarray | None = None, alpha: float 
     pickles = load_pickles(real_dir)
     red = fit_pickles_red(pickles, exponents, alpha * PICKLES_ALPHA_FACTOR) if pickles.name else None
     coeffs = fit_generator(miles, red, exponents, alpha)
-    return {"exponents": exponents, "coeffs": coeffs,
-            "label_lo": np.array([2700.0, -0.5, -2.5]), "label_hi": np.array([5300.0, 5.5, 0.8]),
+    lo, hi = np.array([2700.0, -0.5, -2.5]), np.array([5300.0, 5.5, 0.8])
+    feature_scale = fit_line_scales(sm.SpectrumModel(exponents, coeffs, lo, hi),
+                                    load_lamost_dwarfs(real_dir))
+    return {"exponents": exponents, "coeffs": coeffs, "feature_scale": feature_scale,
+            "label_lo": lo, "label_hi": hi,
             "alpha": np.array(alpha), "n_miles": np.array(len(miles.name)),
             "n_pickles": np.array(len(pickles.name))}
 

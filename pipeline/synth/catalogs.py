@@ -57,7 +57,10 @@ def _missing(values: np.ndarray, missing: np.ndarray) -> np.ma.MaskedArray:
 
 
 def _covered(rng, eligible: np.ndarray, coverage: float, weight: np.ndarray | None = None) -> np.ndarray:
-    p = np.full(eligible.size, coverage) if weight is None else np.clip(coverage * weight / weight[eligible].mean(), 0, 1)
+    if weight is None:
+        p = np.full(eligible.size, coverage)
+    else:   # preferential coverage keeping the mean at ``coverage``
+        p = np.clip(coverage * weight / weight[eligible].mean(), 0, 1)
     return eligible & (rng.random(eligible.size) < p)
 
 
@@ -92,7 +95,8 @@ def starhorse_table(cfg: SynthConfig, stars: dict) -> dict:
     rng = stream(cfg, "starhorse")
     n = stars["star_id"].size
     keep = rng.random(n) < cfg.starhorse_coverage
-    scale = np.maximum(10 ** (0.1 * (stars["g_mag"] - 14.0)), 0.7)[keep]
+    # noise grows 10% per magnitude fainter than G = 14 and does not shrink for brighter stars
+    scale = (1.0 + 0.1 * np.maximum(stars["g_mag"] - 14.0, 0.0))[keep]
     m = keep.sum()
     out = {"source_id": stars["source_id"][keep]}
     sig = {"teff": cfg.starhorse_teff_noise_k_at_g14 * scale, "logg": cfg.starhorse_logg_noise_dex * scale,
@@ -236,5 +240,5 @@ def injected_offsets(cfg: SynthConfig) -> dict:
             for p in PARAMS:
                 rows.append((name, cls, p, float(getattr(getattr(cat, cls), p))))
     return {"catalog": np.array([r[0] for r in rows]), "class": np.array([r[1] for r in rows]),
-            "param": np.array([r[2] for r in rows]), "offset": np.array([r[3] for r in rows])}
+            "param": np.array([r[2] for r in rows]), "offset_value": np.array([r[3] for r in rows])}
 

@@ -1,4 +1,4 @@
-"""``make``: write a whole synthetic universe to a folder; ``load_truth``: its truth into DuckDB.
+"""``make``: write a whole synthetic universe to a folder (``truth.load_truth`` loads its truth).
 
 Layout of ``out``::
 
@@ -15,6 +15,7 @@ seed and preset.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from mgold.pipeline.progress import progress
 from mgold.pipeline.synth import catalogs as cat
 from mgold.pipeline.synth.observe import C_KMS, DATA_V, Observer, make_visits
 from mgold.pipeline.synth.stars import make_stars, stream
+from mgold.pipeline.synth.truth import load_truth, write_truth  # noqa: F401  (load_truth re-exported)
 from mgold.pipeline.synth.writers import (spectra_table, spectrum_fits_name, to_arrow, write_csv,
                                           write_fits_table, write_parquet, write_spectrum_fits)
 
@@ -56,8 +58,8 @@ def _spectrum_header(v: dict, idx: np.ndarray, snr: dict) -> dict:
     h = {k: v[k][idx] for k in ("obsid", "designation", "ra_deg", "dec_deg", "subclass", "lmjd", "mjd",
                                 "planid", "spid", "fiberid")}
     h["class"] = np.full(n, "STAR")
-    h["rv_kms"] = np.round(v["rv_kms"][idx], 2)
     h["z"] = np.round(v["rv_kms"][idx] / C_KMS, 8)
+    h["rv_kms"] = h["z"] * C_KMS     # FITS files carry only Z: keep both layouts consistent
     h["z_err"] = np.round(v["rv_err_kms"][idx] / C_KMS, 8)
     h.update({f"snr_{b}": snr[b] for b in ("u", "g", "r", "i", "z")})
     h["data_v"] = np.full(n, DATA_V)
@@ -72,23 +74,31 @@ def write_spectra(cfg: Config, out: Path, fmt: str, stars: dict, visits: dict) -
     per = max(int(s.spectra_per_file), 1)
     snr_all = {b: np.zeros(n) for b in ("u", "g", "r", "i", "z")}
     files = []
-    for b, start in enumerate(progress(range(0, n, per), total=-(-n // per), desc="spectra", unit="batches")):
-        idx = np.arange(start, min(start + per, n))
-        res = obs.observe(stars, visits, idx, stream(s, "spectra", b))
-        for k in snr_all:
-            snr_all[k][idx] = res["snr"][k]
-        header = _spectrum_header(visits, idx, res["snr"])
-        if fmt == "parquet":
-            rel = f"lamost/spectra-{b:05d}.parquet"
-            write_parquet(spectra_table(header, res["flux"], res["ivar"], res["pixmask"]), out / rel,
-                          row_group_size=cfg.ingest.spectra_per_row_group)
-            files.append({"kind": "lamost", "path": rel})
-        else:
-            for r in range(idx.size):
-                h = {k: val[r] for k, val in header.items()}
-                rel = f"lamost/{h['lmjd']}/" + spectrum_fits_name(h["lmjd"], h["planid"], h["spid"], h["fiberid"])
-                write_spectrum_fits(out / rel, h, res["flux"][r], res["ivar"][r], res["pixmask"][r])
+    # write batch b on a thread (pyarrow releases the GIL) while batch b + 1 is generated
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        for b, start in enumerate(progress(range(0, n, per), total=-(-n // per), desc="spectra", unit="batches")):
+            idx = np.arange(start, min(start + per, n))
+            res = obs.observe(stars, visits, idx, stream(s, "spectra", b))
+            for k in snr_all:
+                snr_all[k][idx] = res["snr"][k]
+            header = _spectrum_header(visits, idx, res["snr"])
+            if pending is not None:
+                pending.result()
+            if fmt == "parquet":
+                rel = f"lamost/spectra-{b:05d}.parquet"
+                table = spectra_table(header, res["flux"], res["ivar"], res["pixmask"])
+                pending = pool.submit(write_parquet, table, out / rel, cfg.ingest.spectra_per_row_group,
+                                      s.spectra_compression)
                 files.append({"kind": "lamost", "path": rel})
+            else:
+                for r in range(idx.size):
+                    h = {k: val[r] for k, val in header.items()}
+                    rel = f"lamost/{h['lmjd']}/" + spectrum_fits_name(h["lmjd"], h["planid"], h["spid"], h["fiberid"])
+                    write_spectrum_fits(out / rel, h, res["flux"][r], res["ivar"][r], res["pixmask"][r])
+                    files.append({"kind": "lamost", "path": rel})
+        if pending is not None:
+            pending.result()
     visits["header_snr"] = snr_all
     return files
 
@@ -124,36 +134,3 @@ def make(cfg: Config, out: Path, fmt: str = "parquet") -> Path:
     path = out / "manifest.json"
     path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return path
-
-
-def write_truth(out: Path, s, stars: dict, visits: dict, label_truth: list[dict]) -> list[str]:
-    star_cols = ("star_id", "source_id", "class", "teff_k", "logg_dex", "mh_dex", "is_binary", "is_variable",
-                 "var_type", "dist_pc", "av_mag", "ra_deg", "dec_deg", "pmra_masyr", "pmdec_masyr",
-                 "abs_g_mag", "bp_rp0_mag", "g_mag", "rv_true_kms", "n_visits", "dr11_only")
-    spec = {"obsid": visits["obsid"], "star_id": visits["star_id"], "defect": visits["defect"],
-            "labels_of_star_id": visits["labels_of_star_id"], "flux_of_star_id": visits["flux_of_star_id"],
-            "rv_true_kms": visits["rv_true_kms"], "rv_reported_kms": visits["rv_kms"],
-            "snr_i_target": visits["snr_i_target"], "snr_i": visits["header_snr"]["i"], "lmjd": visits["lmjd"]}
-    labels = {k: np.concatenate([np.asarray(t[k]) if k != "catalog" else np.full(len(t["star_id"]), t[k])
-                                 for t in label_truth]) for k in ("catalog", "row_key", "star_id", "is_outlier")}
-    tables = {"stars": {k: stars[k] for k in star_cols}, "spectra": spec,
-              "injected_offsets": cat.injected_offsets(s), "label_rows": labels}
-    rels = []
-    for name, cols in tables.items():
-        rel = f"truth/{name}.parquet"
-        write_parquet(to_arrow(cols), out / rel)
-        rels.append(rel)
-    return rels
-
-
-def load_truth(con, out_dir: Path) -> None:
-    """Create ``truth.<name>`` tables from ``out_dir/truth/*.parquet`` (evaluation only)."""
-    out_dir = Path(out_dir)
-    manifest = json.loads((out_dir / "manifest.json").read_text())
-    con.execute("create schema if not exists truth")
-    for rel in manifest["truth"]:
-        path = (out_dir / rel).resolve()
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: truth file listed in manifest.json is missing")
-        con.execute(f"create or replace table truth.{path.stem} as select * from read_parquet(?)",
-                    [str(path)])

@@ -188,6 +188,7 @@ class Observer:
         counts = (cfg.flux_counts_at_g15 * 10 ** (-0.4 * (stars["g_mag"][sid] - 15.0))).astype(np.float32)
         sky_amp = (cfg.sky_residual_sigma * rng.normal(0, 1, n)).astype(np.float32)
         z = rng.standard_normal((n, N_PIX), dtype=np.float32)
+        n_lo, n_hi = rng.integers(0, 12, n), rng.integers(0, 20, n)      # missing ends (NODATA)
         dpix = np.log10(1.0 + v["rv_true_kms"][idx] / C_KMS) / DLOGLAM
         obs = np.empty((n, N_PIX), np.float32)
         ivar = np.empty((n, N_PIX), np.float32)
@@ -197,7 +198,7 @@ class Observer:
         _observe_kernel(rest, dpix, cal, self.legendre, join_ln, self.red_arm, av, self.alam, depth,
                         self.telluric, counts, self.throughput, self.inv_throughput_sq,
                         v["snr_i_target"][idx].astype(np.float64), self.i_range, self.join_range,
-                        self.sky, sky_amp, self.sky_pix, z, self.band_ranges,
+                        self.sky, sky_amp, self.sky_pix, z, n_lo, n_hi, self.band_ranges,
                         obs, ivar, sigma, pixmask, snr_arr)
         snr = {b: np.round(snr_arr[:, j], 2) for j, b in enumerate(SNR_BANDS)}
         # bad CCD pixels and missing ends
@@ -206,11 +207,6 @@ class Observer:
         cols = rng.integers(0, N_PIX, rows.size)
         pixmask[rows, cols] |= PIX_BADCCD
         ivar[rows, cols] = 0.0
-        n_lo, n_hi = rng.integers(0, 12, n), rng.integers(0, 20, n)
-        edge = (np.arange(N_PIX)[None, :] < n_lo[:, None]) | (np.arange(N_PIX)[None, :] >= N_PIX - n_hi[:, None])
-        pixmask[edge] |= PIX_NODATA
-        ivar[edge] = 0.0
-        obs[edge] = 0.0
         self._inject(obs, sigma, v["defect"][idx], rng)
         return {"flux": obs, "ivar": ivar.astype(np.float32), "pixmask": pixmask, "snr": snr}
 
@@ -226,15 +222,16 @@ class Observer:
             obs[r, cols] += rng.uniform(20, 100, cols.size) * sigma[r, cols]
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, fastmath=True)   # inputs are generated, always finite
 def _observe_kernel(rest, dpix, cal, legendre, join_ln, red_arm, av, alam, depth, telluric, counts,
                     throughput, inv_thr_sq, snr_target, i_range, join_range, sky, sky_amp, sky_pix,
-                    z, band_ranges, out_flux, out_ivar, out_sigma, out_mask, out_snr):
+                    z, n_lo, n_hi, band_ranges, out_flux, out_ivar, out_sigma, out_mask, out_snr):
     """Fused per-pixel observation of a batch (see ``Observer.observe``); one pass per row.
 
     RV shift by linear interpolation, calibration distortion x reddening x red-arm mismatch,
     telluric absorption, counts; photon + floor variance scaled so the i-band median S/N hits
-    ``snr_target``; noise ``z`` and sky-line residuals; header S/N per band from the model.
+    ``snr_target``; noise ``z`` and sky-line residuals; header S/N per band from the model;
+    the first ``n_lo`` / last ``n_hi`` pixels of a row carry no data.
     """
     n, n_pix = out_flux.shape
     n_leg = legendre.shape[0]
@@ -242,10 +239,13 @@ def _observe_kernel(rest, dpix, cal, legendre, join_ln, red_arm, av, alam, depth
     for r in numba.prange(n):
         f = np.empty(n_pix, np.float32)
         var = np.empty(n_pix, np.float32)
+        # a constant fractional shift per row: rest pixel j + base (+ w toward the next one)
+        shift = RV_PAD_PIX - dpix[r]
+        base = int(np.floor(shift))
+        w = np.float32(shift - base)
+        last = rest.shape[1] - 2
         for j in range(n_pix):
-            pos = j + RV_PAD_PIX - dpix[r]
-            i0 = min(max(int(np.floor(pos)), 0), rest.shape[1] - 2)
-            w = np.float32(pos - i0)
+            i0 = min(max(j + base, 0), last)
             x = rest[r, i0] + w * (rest[r, i0 + 1] - rest[r, i0])
             ln_c = join_ln[r] * red_arm[j] - ln10_04 * av[r] * alam[j]
             for k in range(n_leg):
@@ -270,4 +270,8 @@ def _observe_kernel(rest, dpix, cal, legendre, join_ln, red_arm, av, alam, depth
             if sky_pix[j]:
                 iv *= np.float32(0.25)
                 out_mask[r, j] |= PIX_BRIGHTSKY
+            if j < n_lo[r] or j >= n_pix - n_hi[r]:
+                out_flux[r, j] = 0.0
+                iv = np.float32(0.0)
+                out_mask[r, j] |= PIX_NODATA
             out_ivar[r, j] = iv

@@ -236,8 +236,12 @@ class SpectrumModel:
     """
 
     def __init__(self, exponents: np.ndarray, coeffs: np.ndarray,
-                 label_lo=(2600.0, -0.5, -2.5), label_hi=(5500.0, 5.5, 1.0)):
+                 label_lo=(2600.0, -0.5, -2.5), label_hi=(5500.0, 5.5, 1.0),
+                 feature_scale: np.ndarray | None = None):
         self.exponents = np.asarray(exponents, dtype=np.int64)
+        # per-feature multiplier of the template strengths (calibrated on LAMOST for red lines)
+        self.feature_scale = (np.ones(len(_FEATURES)) if feature_scale is None
+                              else np.asarray(feature_scale, dtype=np.float64))
         self.coeffs = np.asarray(coeffs, dtype=np.float32)
         self.label_lo = np.asarray(label_lo, dtype=np.float64)
         self.label_hi = np.asarray(label_hi, dtype=np.float64)
@@ -275,7 +279,8 @@ class SpectrumModel:
         labels = np.clip(np.stack([teff_k, logg_dex, mh_dex], 1), self.label_lo, self.label_hi)
         phi = correction_basis(labels, self.exponents)
         # one GEMM for correction and template features: [phi, -s] @ [C; P]
-        lhs = np.concatenate([phi, -feature_strengths(*labels.T)], axis=1).astype(np.float32)
+        strength = feature_strengths(*labels.T) * self.feature_scale[None, :]
+        lhs = np.concatenate([phi, -strength], axis=1).astype(np.float32)
         pos = (labels[:, 0] - self._bb_teff[0]) / 10.0
         i0 = np.clip(pos.astype(np.int64), 0, self._bb_teff.size - 2)
         return labels, lhs, i0, (pos - i0).astype(np.float32)
@@ -324,7 +329,9 @@ def default_model() -> SpectrumModel:
     """The committed calibrated model (``spectra_coeffs.npz``), else the pure physical template."""
     if COEFFS_PATH.exists():
         with np.load(COEFFS_PATH) as npz:
-            return SpectrumModel(npz["exponents"], npz["coeffs"], npz["label_lo"], npz["label_hi"])
+            scale = npz["feature_scale"] if "feature_scale" in npz.files else None
+            return SpectrumModel(npz["exponents"], npz["coeffs"], npz["label_lo"], npz["label_hi"],
+                                 scale)
     n_term = DEFAULT_EXPONENTS.shape[0] + len(STRENGTH_GROUPS)
     return SpectrumModel(DEFAULT_EXPONENTS, np.zeros((n_term, MODEL_N_PIX), np.float32))
 

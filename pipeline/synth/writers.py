@@ -50,10 +50,13 @@ def to_arrow(cols: dict) -> pa.Table:
     return pa.table({k: _column(v) for k, v in cols.items()})
 
 
-def write_parquet(table: pa.Table, path: Path, row_group_size: int | None = None) -> None:
+def write_parquet(table: pa.Table, path: Path, row_group_size: int | None = None,
+                  compression: str = "zstd") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="zstd", compression_level=1, row_group_size=row_group_size,
-                   write_statistics=True)
+    # dictionary-encode strings only: on noisy float lists it costs time and saves nothing
+    strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
+    pq.write_table(table, path, compression=compression, compression_level=1 if compression == "zstd" else None,
+                   row_group_size=row_group_size, use_dictionary=strings, write_statistics=True)
 
 
 def write_csv(table: pa.Table, path: Path) -> None:

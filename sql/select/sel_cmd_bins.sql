@@ -1,7 +1,7 @@
--- description: mean and 1-sigma of M_G in steps of dereddened BP-RP for the dwarf and giant candidates (paper §2.1.1-2.1.2, error bars of Figs 1-2).
+-- description: mean and 1-sigma of M_G in steps of dereddened BP-RP for the dwarf and giant candidates (paper §2.1.1-2.1.2, error bars of Figs 1-2), after one clip around the step median so stars with a wrong dM/gM subclass do not inflate the box.
 -- grain: one row per (class, colour step)
 -- kind: table
--- params: select.dwarf_dist_max_kpc, select.dwarf_abs_g_min_mag, select.dwarf_abs_g_max_mag, select.giant_dist_max_kpc, select.giant_bp_rp_min_mag, select.giant_bp_rp_max_mag, select.cmd_color_step_mag, select.cmd_min_stars_per_step
+-- params: select.dwarf_dist_max_kpc, select.dwarf_abs_g_min_mag, select.dwarf_abs_g_max_mag, select.giant_dist_max_kpc, select.giant_bp_rp_min_mag, select.giant_bp_rp_max_mag, select.cmd_color_step_mag, select.cmd_min_stars_per_step, select.cmd_clip_nsigma
 -- tests: unique(class, step); not_null(mean_abs_g_mag, sigma_abs_g_mag); accepted(class, 'dwarf', 'giant')
 with candidates as (
     select * from sel_stars where is_candidate
@@ -29,6 +29,21 @@ stepped as (
     from (select * from dwarfs union all select * from giants)
 ),
 
+robust as (
+    select class, step, median(abs_g_mag) as median_abs_g_mag, 1.4826 * mad(abs_g_mag) as mad_sigma_mag
+    from stepped
+    group by class, step
+),
+
+clipped as (
+    select s.*
+    from stepped s
+    join robust r using (class, step)
+    -- a zero MAD (a handful of identical stars) keeps them all rather than none
+    where abs(s.abs_g_mag - r.median_abs_g_mag)
+          <= getvariable('select.cmd_clip_nsigma') * greatest(r.mad_sigma_mag, 1e-6)
+),
+
 final as (
     select
         class,
@@ -38,7 +53,7 @@ final as (
         avg(abs_g_mag) as mean_abs_g_mag,
         stddev_samp(abs_g_mag) as sigma_abs_g_mag,
         count(*) as n_stars
-    from stepped
+    from clipped
     group by class, step
     having count(*) >= greatest(getvariable('select.cmd_min_stars_per_step'), 2)
 )

@@ -124,3 +124,11 @@ def test_query_reports_bad_sql_in_one_line(env):
     _, w = env
     res = invoke("query", "select nope from landing.src", "-w", w)
     assert res.exit_code == 1 and res.stderr.count("\n") == 1 and "nope" in res.stderr
+
+
+def test_read_commands_never_create_a_warehouse(tmp_path):
+    missing = tmp_path / "absent.duckdb"
+    res = invoke("query", "select 1", "-w", str(missing))
+    assert res.exit_code == 1 and "no warehouse at" in res.stderr
+    assert invoke("status", "-w", str(missing)).exit_code == 0
+    assert not missing.exists()

@@ -95,3 +95,19 @@ def test_cmd_bins_and_box_keep_stars_within_one_mean_sigma_of_the_line():
     inside = (np.abs(2.0 * x + 4.0 + resid - line) <= fit["width_mag"]) & (2.0 * x + 4.0 + resid >= 7.0) \
         & (2.0 * x + 4.0 + resid <= 12.0)
     assert len(kept) == int(inside.sum())
+
+
+def test_cmd_bins_ignore_stars_with_a_wrong_subclass_hint():
+    con = connect()
+    stars = {"source_id": "BIGINT", "lum_class_hint": "VARCHAR", "dist_pc": "DOUBLE", "abs_g_mag": "DOUBLE",
+             "bp_rp0_mag": "DOUBLE", "is_candidate": "BOOLEAN"}
+    rng = np.random.default_rng(9)
+    giants = [{"abs_g_mag": float(rng.normal(-1.5, 0.5)), "bp_rp0_mag": float(rng.uniform(1.3, 1.7))}
+              for _ in range(200)]
+    dwarfs_called_giants = [{"abs_g_mag": float(rng.normal(8.5, 0.5)), "bp_rp0_mag": float(rng.uniform(1.3, 1.7))}
+                            for _ in range(40)]
+    table(con, "sel_stars", stars, [{"source_id": i, "lum_class_hint": "giant", "dist_pc": 500.0,
+                                     "is_candidate": True, **r} for i, r in enumerate(giants + dwarfs_called_giants)])
+    build(con, "sel_cmd_bins")
+    (n, mean, sigma), = con.execute("select n_stars, mean_abs_g_mag, sigma_abs_g_mag from sel_cmd_bins").fetchall()
+    assert n <= 200 and abs(mean + 1.5) < 0.15 and abs(sigma - 0.5) < 0.1
