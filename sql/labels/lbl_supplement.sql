@@ -1,10 +1,10 @@
--- description: the §2.2.3 supplement: M stars with LAMOST S/N_i above the threshold and tight ASPCAP errors, shifted by the ASPCAP offsets of their class, taken regardless of the CMD box.
+-- description: the §2.2.3 supplement: M stars with LAMOST S/N_i above the threshold and tight ASPCAP errors, shifted by the ASPCAP offsets of their class, taken regardless of the CMD box; the class is the CMD box's, else the ASPCAP log g's (paper Fig. 5). A star whose ASPCAP - StarHorse delta lies outside the clipped Gaussian its class's offset was fitted with is dropped: a catastrophic ASPCAP outlier keeps its small reported errors, so only that comparison shows it.
 -- grain: one row per source_id
 -- kind: table
--- params: labels.supplement_snr_min, labels.supplement_teff_err_max_k, labels.supplement_logg_err_max_dex, labels.supplement_mh_err_max_dex, labels.supplement_dwarf_logg_min_dex
+-- params: labels.supplement_snr_min, labels.supplement_teff_err_max_k, labels.supplement_logg_err_max_dex, labels.supplement_mh_err_max_dex, labels.supplement_dwarf_logg_min_dex, labels.offset_clip_nsigma
 -- tests: unique(source_id); not_null(source_id, class, teff_k, logg_dex, mh_dex)
 with stars as (
-    select source_id, obsid, snr_i, lum_class_hint from sel_stars
+    select source_id, obsid, snr_i from sel_stars
 ),
 
 primary_sample as (
@@ -15,12 +15,19 @@ aspcap as (
     select * from xm_label_catalogs where catalog = 'aspcap'
 ),
 
+starhorse as (
+    select source_id, teff_k as sh_teff_k, logg_dex as sh_logg_dex, mh_dex as sh_mh_dex from stg_starhorse
+),
+
 offsets as (
     select
         class,
         any_value(mean) filter (where param = 'teff_k') as offset_teff_k,
         any_value(mean) filter (where param = 'logg_dex') as offset_logg_dex,
-        any_value(mean) filter (where param = 'mh_dex') as offset_mh_dex
+        any_value(mean) filter (where param = 'mh_dex') as offset_mh_dex,
+        any_value(sigma) filter (where param = 'teff_k') as sigma_teff_k,
+        any_value(sigma) filter (where param = 'logg_dex') as sigma_logg_dex,
+        any_value(sigma) filter (where param = 'mh_dex') as sigma_mh_dex
     from lbl_offsets
     where catalog = 'aspcap'
     group by class
@@ -31,8 +38,9 @@ selected as (
         a.*,
         s.obsid as best_obsid,
         s.snr_i,
-        -- the CMD class where the star sits in a box, else the LAMOST subclass, else its ASPCAP log g (paper Fig. 5)
-        coalesce(p.class, s.lum_class_hint,
+        -- outside both boxes the precise ASPCAP log g separates the loci (paper Fig. 5); the LAMOST dM/gM
+        -- subclass is wrong for several per cent of stars and would shift a giant by the dwarf offsets
+        coalesce(p.class,
                  case when a.logg_dex >= getvariable('labels.supplement_dwarf_logg_min_dex') then 'dwarf' else 'giant' end)
             as class
     from aspcap a
@@ -53,7 +61,15 @@ final as (
         o.offset_teff_k, o.offset_logg_dex, o.offset_mh_dex
     from selected s
     join offsets o using (class)
+    -- a star StarHorse lacks cannot be checked and is kept: the paper asks no StarHorse match of the supplement
+    left join starhorse h using (source_id)
     where o.offset_teff_k is not null and o.offset_logg_dex is not null and o.offset_mh_dex is not null
+      and coalesce(abs(s.teff_k - o.offset_teff_k - h.sh_teff_k)
+                   <= getvariable('labels.offset_clip_nsigma') * o.sigma_teff_k, true)
+      and coalesce(abs(s.logg_dex - o.offset_logg_dex - h.sh_logg_dex)
+                   <= getvariable('labels.offset_clip_nsigma') * o.sigma_logg_dex, true)
+      and coalesce(abs(s.mh_dex - o.offset_mh_dex - h.sh_mh_dex)
+                   <= getvariable('labels.offset_clip_nsigma') * o.sigma_mh_dex, true)
 )
 
 select * from final

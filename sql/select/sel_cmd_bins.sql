@@ -1,4 +1,4 @@
--- description: mean and 1-sigma of M_G in steps of dereddened BP-RP for the dwarf and giant candidates (paper §2.1.1-2.1.2, error bars of Figs 1-2), after one clip around the step median so stars with a wrong dM/gM subclass do not inflate the box.
+-- description: mean and 1-sigma of M_G in steps of dereddened BP-RP for the dwarf and giant candidates (paper §2.1.1-2.1.2, error bars of Figs 1-2), after dropping stars nearer the other class's median M_G and one clip around the step median, so stars with a wrong dM/gM subclass neither inflate the box nor, where they outnumber the true members of a colour step, drag it onto the other sequence.
 -- grain: one row per (class, colour step)
 -- kind: table
 -- params: select.dwarf_dist_max_kpc, select.dwarf_abs_g_min_mag, select.dwarf_abs_g_max_mag, select.giant_dist_max_kpc, select.giant_bp_rp_min_mag, select.giant_bp_rp_max_mag, select.cmd_color_step_mag, select.cmd_min_stars_per_step, select.cmd_clip_nsigma
@@ -29,15 +29,30 @@ stepped as (
     from (select * from dwarfs union all select * from giants)
 ),
 
+class_centres as (
+    select class, median(abs_g_mag) as centre_abs_g_mag from stepped group by class
+),
+
+on_own_sequence as (
+    -- dwarfs and giants lie ~10 mag apart in M_G. In red steps, where few true giants survive the quality cuts,
+    -- dwarfs LAMOST called gM can be most of a step, and its median alone would follow them onto the dwarf sequence
+    select s.*
+    from stepped s
+    join class_centres own on own.class = s.class
+    left join class_centres other on other.class <> s.class
+    where other.class is null
+       or abs(s.abs_g_mag - own.centre_abs_g_mag) <= abs(s.abs_g_mag - other.centre_abs_g_mag)
+),
+
 robust as (
     select class, step, median(abs_g_mag) as median_abs_g_mag, 1.4826 * mad(abs_g_mag) as mad_sigma_mag
-    from stepped
+    from on_own_sequence
     group by class, step
 ),
 
 clipped as (
     select s.*
-    from stepped s
+    from on_own_sequence s
     join robust r using (class, step)
     -- a zero MAD (a handful of identical stars) keeps them all rather than none
     where abs(s.abs_g_mag - r.median_abs_g_mag)

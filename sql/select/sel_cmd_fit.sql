@@ -1,4 +1,4 @@
--- description: polynomial fit of mean M_G against BP-RP per class (first order for dwarfs, third for giants) and the box half-width = mean 1-sigma of the steps, all measured (paper §2.1.1-2.1.2).
+-- description: polynomial fit of mean M_G against BP-RP per class (first order for dwarfs, third for giants; the highest order the colour steps constrain when there are fewer than order + 1) and the box half-width = the mean 1-sigma of the steps weighted by their stars, all measured (paper §2.1.1-2.1.2).
 -- grain: one row per class
 -- kind: table
 -- params: select.dwarf_fit_order, select.giant_fit_order
@@ -22,7 +22,9 @@ q1 as (
 ),
 
 b2 as (
-    select class, avg(x * x) as a2, regr_slope(x * x, q1) as b21 from q1 group by class
+    -- one colour step: q1 is zero and a slope on it is 0/0 (NaN, not NULL), so it gets none
+    select class, avg(x * x) as a2, case when var_pop(q1) > 1e-12 then regr_slope(x * x, q1) else 0 end as b21
+    from q1 group by class
 ),
 
 q2 as (
@@ -31,8 +33,11 @@ q2 as (
 ),
 
 b3 as (
+    -- with fewer than three colour steps q2 is zero up to rounding: a slope on it would be rounding noise
+    -- blown up (c0 ~ 1e15 with two steps), so x^3 takes no q2 component and q3 vanishes as well
     select class, avg(x ^ 3) as a3,
-           coalesce(regr_slope(x ^ 3, q1), 0) as b31, coalesce(regr_slope(x ^ 3, q2), 0) as b32
+           case when var_pop(q1) > 1e-12 then regr_slope(x ^ 3, q1) else 0 end as b31,
+           case when var_pop(q2) > 1e-12 then regr_slope(x ^ 3, q2) else 0 end as b32
     from q2 group by class
 ),
 
@@ -48,10 +53,13 @@ gammas as (
         any_value(fit_order) as fit_order,
         avg(y) as y_mean,
         avg(x) as m1,
-        case when any_value(fit_order) >= 1 then coalesce(regr_slope(y, q1), 0) else 0 end as g1,
+        case when any_value(fit_order) >= 1 and var_pop(q1) > 1e-12 then regr_slope(y, q1) else 0 end as g1,
         case when any_value(fit_order) >= 2 and var_pop(q2) > 1e-12 then regr_slope(y, q2) else 0 end as g2,
         case when any_value(fit_order) >= 3 and var_pop(q3) > 1e-12 then regr_slope(y, q3) else 0 end as g3,
-        avg(sigma_abs_g_mag) as width_mag,
+        -- the mean 1-sigma of the steps weighted by their stars: a sparse edge step (a handful of stars,
+        -- truncated by the M_G limits) would otherwise narrow the box as much as a full one, and more of
+        -- them clear cmd_min_stars_per_step the larger the sample, so the box would shrink with sample size
+        sum(sigma_abs_g_mag * n_stars) / sum(n_stars) as width_mag,
         count(*) as n_steps,
         sum(n_stars) as n_stars,
         min(x) as bp_rp0_min_mag,
@@ -65,7 +73,7 @@ monomial as (
     select
         g.*,
         b2.a2, b2.b21, b3.a3, b3.b31, b3.b32,
-        b21 * m1 - a2 as q2_0
+        coalesce(b21, 0) * m1 - a2 as q2_0
     from gammas g join b2 using (class) join b3 using (class)
 ),
 

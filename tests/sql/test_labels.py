@@ -126,3 +126,33 @@ def test_offsets_left_unmeasured_when_too_few_stars_and_catalogue_then_unused():
     load(con, primary, [], labels, sh)
     assert {r["mean"] for r in rows(con, "select * from lbl_offsets")} == {None}
     assert rows(con, "select * from lbl_labelled_sample") == []
+
+
+def test_supplement_class_comes_from_aspcap_logg_not_the_lamost_hint_and_outliers_vs_starhorse_drop():
+    rng = np.random.default_rng(21)
+    injected = draw_offsets(rng)
+    tight = {"teff_err_k": 5.0, "logg_err_dex": 0.01, "mh_err_dex": 0.01}
+    extra_stars = [{"source_id": 900011, "obsid": 11, "snr_i": 80.0, "lum_class_hint": "dwarf"},  # a giant called dM
+                   {"source_id": 900012, "obsid": 12, "snr_i": 80.0, "lum_class_hint": "dwarf"},
+                   {"source_id": 900013, "obsid": 13, "snr_i": 80.0, "lum_class_hint": "dwarf"}]
+    sh = {"teff_k": 3500.0, "logg_dex": 4.8, "mh_dex": 0.0}
+    off = injected[("aspcap", "dwarf")]
+    consistent = {"teff_k": sh["teff_k"] + off[0], "logg_dex": sh["logg_dex"] + off[1], "mh_dex": sh["mh_dex"] + off[2]}
+    extra_labels = [
+        {"catalog": "aspcap", "source_id": 900011, "teff_k": 3600.0, "logg_dex": 0.8, "mh_dex": -0.2, **tight},
+        # precise-looking but 900 K off StarHorse: a catastrophic outlier its small errors do not reveal
+        {"catalog": "aspcap", "source_id": 900012, **consistent, "teff_k": consistent["teff_k"] + 900.0, **tight},
+        {"catalog": "aspcap", "source_id": 900013, **consistent, **tight}]
+    primary, stars, labels, starhorse = universe(rng, injected, n=150, extra_labels=extra_labels,
+                                                 extra_stars=extra_stars)
+    starhorse += [{"source_id": s, **sh} for s in (900012, 900013)]
+    con = connect()
+    load(con, primary, stars, labels, starhorse)
+    sup = {r["source_id"]: r for r in rows(con, "select * from lbl_labelled_sample where is_supplement")}
+    assert sorted(sup) == [900011, 900013]
+    giant_off = {r["param"]: r["mean"] for r in rows(con, "select * from lbl_offsets "
+                                                          "where catalog = 'aspcap' and class = 'giant'")}
+    assert sup[900011]["class"] == "giant"
+    assert sup[900011]["teff_k"] == pytest.approx(3600.0 - giant_off["teff_k"])
+    assert sup[900011]["logg_dex"] == pytest.approx(0.8 - giant_off["logg_dex"])
+    assert sup[900013]["class"] == "dwarf"

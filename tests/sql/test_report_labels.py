@@ -28,6 +28,7 @@ def test_report_labels_prints_counts_per_source_and_the_offset_table(tmp_path):
     assert first.startswith(f"{sum(counts.values()):,} stars:")
     assert f"{counts['aspcap']:,} from ASPCAP" in first and f"{counts['ding22']:,} from Ding22" in first
     assert "clipped_gaussian" in res.output and "logg_dex" in res.output
+    assert res.output.rstrip().endswith("no truth tables: accuracy skipped")
 
 
 def test_report_labels_fails_in_one_line_before_the_labels_are_built(tmp_path):

@@ -47,18 +47,20 @@ def test_cmd_fit_recovers_polynomial_of_any_configured_order(order):
     x = np.arange(1.5, 4.5, 0.5)
     y = sum(c * x ** k for k, c in enumerate(coef))
     sig = rng.uniform(0.3, 1.0, len(x))
+    n = rng.integers(5, 500, len(x))
     con = connect(DEFAULT.with_overrides({"select.giant_fit_order": order}))
     table(con, "sel_cmd_bins", BINS, [
         {"class": "giant", "step": i, "mean_bp_rp0_mag": float(a), "mean_abs_g_mag": float(b),
-         "sigma_abs_g_mag": float(c), "n_stars": 10} for i, (a, b, c) in enumerate(zip(x, y, sig))])
+         "sigma_abs_g_mag": float(c), "n_stars": int(k)} for i, (a, b, c, k) in enumerate(zip(x, y, sig, n))])
     build(con, "sel_cmd_fit", "sel_cmd_curve")
     fit = rows(con, "select * from sel_cmd_fit")[0]
     got = [fit["c0"], fit["c1"], fit["c2"], fit["c3"]]
     assert got == pytest.approx(list(coef) + [0.0] * (3 - order), abs=1e-8)
-    assert fit["width_mag"] == pytest.approx(sig.mean())
+    # the mean 1-sigma as the stars see it: a sparse edge step must not narrow the box like a full one
+    assert fit["width_mag"] == pytest.approx(np.average(sig, weights=n))
     curve = rows(con, "select * from sel_cmd_curve order by bp_rp0_mag")
     assert len(curve) == 101 and curve[0]["bp_rp0_mag"] == pytest.approx(1.5)
-    assert curve[-1]["abs_g_lower_mag"] - curve[-1]["abs_g_fit_mag"] == pytest.approx(sig.mean())
+    assert curve[-1]["abs_g_lower_mag"] - curve[-1]["abs_g_fit_mag"] == pytest.approx(np.average(sig, weights=n))
 
 
 def test_cmd_fit_of_noisy_line_matches_numpy_polyfit():
@@ -111,3 +113,45 @@ def test_cmd_bins_ignore_stars_with_a_wrong_subclass_hint():
     build(con, "sel_cmd_bins")
     (n, mean, sigma), = con.execute("select n_stars, mean_abs_g_mag, sigma_abs_g_mag from sel_cmd_bins").fetchall()
     assert n <= 200 and abs(mean + 1.5) < 0.15 and abs(sigma - 0.5) < 0.1
+
+
+def test_cmd_bins_follow_giants_where_mis_hinted_dwarfs_outnumber_them_in_a_colour_step():
+    # red steps hold few true giants (the parallax cut), so dwarfs LAMOST called gM can be most of a step
+    con = connect()
+    stars = {"source_id": "BIGINT", "lum_class_hint": "VARCHAR", "dist_pc": "DOUBLE", "abs_g_mag": "DOUBLE",
+             "bp_rp0_mag": "DOUBLE", "is_candidate": "BOOLEAN"}
+    rng = np.random.default_rng(12)
+
+    def group(n, hint, mg, lo, hi):
+        return [{"lum_class_hint": hint, "abs_g_mag": float(rng.normal(mg, 0.4)),
+                 "bp_rp0_mag": float(rng.uniform(lo, hi))} for _ in range(n)]
+
+    rows_in = (group(200, "giant", -1.5, 1.3, 1.7) + group(20, "giant", 8.0, 1.3, 1.7)       # step 0: giants
+               + group(12, "giant", -1.8, 2.3, 2.7) + group(40, "giant", 10.0, 2.3, 2.7)     # step 2: dwarfs win
+               + group(300, "dwarf", 9.0, 1.6, 2.9))
+    table(con, "sel_stars", stars, [{"source_id": i, "dist_pc": 500.0, "is_candidate": True, **r}
+                                    for i, r in enumerate(rows_in)])
+    build(con, "sel_cmd_bins")
+    giant = {r["step"]: r for r in rows(con, "select * from sel_cmd_bins where class = 'giant'")}
+    assert sorted(giant) == [0, 2]
+    assert giant[2]["n_stars"] == 12 and abs(giant[2]["mean_abs_g_mag"] + 1.8) < 0.4
+    assert giant[0]["n_stars"] <= 200 and abs(giant[0]["mean_abs_g_mag"] + 1.5) < 0.15
+    dwarf_n = con.execute("select sum(n_stars) from sel_cmd_bins where class = 'dwarf'").fetchone()[0]
+    assert dwarf_n > 290                                  # the dwarfs' own statistics are untouched
+
+
+@pytest.mark.parametrize("n_steps", [1, 2, 3])
+def test_cmd_fit_with_fewer_steps_than_the_order_needs_passes_through_the_steps(n_steps):
+    # tiny universes give the giants two or three colour steps for a third-order fit
+    rng = np.random.default_rng(30 + n_steps)
+    x = 1.5 + 0.4 * np.arange(n_steps) + rng.uniform(0, 0.05, n_steps)
+    y = rng.normal(-1.5, 0.5, n_steps)
+    con = connect()
+    table(con, "sel_cmd_bins", BINS, [
+        {"class": "giant", "step": i, "mean_bp_rp0_mag": float(a), "mean_abs_g_mag": float(b),
+         "sigma_abs_g_mag": 0.5, "n_stars": 10} for i, (a, b) in enumerate(zip(x, y))])
+    build(con, "sel_cmd_fit")
+    f = rows(con, "select * from sel_cmd_fit")[0]
+    fitted = f["c0"] + f["c1"] * x + f["c2"] * x ** 2 + f["c3"] * x ** 3
+    assert fitted == pytest.approx(y, abs=1e-6)
+    assert f["c3"] == 0.0 and (n_steps == 3 or f["c2"] == 0.0) and max(map(abs, (f["c0"], f["c1"]))) < 1e3
