@@ -119,22 +119,54 @@ class CleanConfig:
     bin_mh_dex: float = 0.1
     top_n_per_bin: int = 150
     dbscan_eps: float = 1.0
+
     # minPts rule: min_pts = clip(n // minpts_stars_per_point, minpts_min, minpts_max)
     minpts_min: int = 2
     minpts_max: int = 5
     minpts_stars_per_point: int = 4
-    cap_per_bin: int = 7
-    # distance = ||a - b|| * sqrt(dist_ref_pix / n_used) on median-normalised spectra
-    # (stages/clean.py); 0 -> the clustering grid's own pixel count (plain Euclidean)
-    dist_ref_pix: int = 0
-    min_good_pix_frac: float = 0.5   # fewer good pixels on the clustering grid -> DBSCAN noise
+
+    cap_per_bin: int = 7             # paper §2.4: at most 7 spectra kept per bin
     figure_eps_alt: float = 2.0      # paper Fig. 6 compares eps 1.0 with 2.0
-    # before distances: each spectrum / a clipped polynomial fit to its bin's median spectrum
-    # (0 = off); the reference shares the bin's labels, so no model mismatch (stages/clean.py)
+
+    # the DBSCAN distance (stages/clean.py): noise-debiased squared Euclidean distance of the
+    # median-normalised spectra, a weighted mean over common good pixels times dist_ref_pix, the
+    # paper grid's pixel count; 0 -> the 3900-8800 AA clustering grid at LAMOST sampling (the
+    # grid the paper's eps = 1.0 was set on)
+    dist_ref_pix: int = 0
+
+    # pixels noisier than this (median-normalised flux) weigh by inverse variance, more precise
+    # ones equally, so high-S/N pairs get plain Euclidean distance; 0 = pure inverse variance
+    dist_weight_floor: float = 0.02
+
+    min_good_pix_frac: float = 0.5   # fewer good pixels (of one spectrum, or common to a pair) -> no distance
+
+    # before distances: each spectrum / a polynomial fitted to its ratio to its bin's median
+    # spectrum (0 = off); the reference shares the bin's labels, so no model mismatch
     bin_recal_order: int = 3
+
+    # that polynomial is fitted separately on each side of this wavelength (AA, vacuum; 0 = one
+    # polynomial): the LAMOST blue/red arm join, whose flux step no low-order polynomial follows
+    bin_recal_split_aa: float = 5800.0
+
+    # add that polynomial's own uncertainty (least-squares covariance) to each pixel's variance:
+    # where it is extrapolated (the faint blue end of a low-S/N spectrum) the pixels weigh little
+    bin_recal_variance: bool = True
+
+    # iterative rejection in that fit, in rms-of-chi units (0 = none, one weighted fit): clipping
+    # against a noisy small-bin median rejects pixels by their noise and biases the extrapolated
+    # blue end; lines need no clipping here (the reference shares them)
+    bin_recal_clip_nsigma: float = 0.0
+
     # telluric bands (AA, vacuum, lo/hi pairs) left out of distances: atmosphere, not star
     telluric_windows_aa: tuple[float, ...] = (6860.0, 6935.0, 7150.0, 7350.0, 7585.0, 7705.0,
                                               8120.0, 8360.0)
+
+    # strong night-sky lines (AA, vacuum, observed frame: [O I], Na D, OH) whose imperfect
+    # subtraction leaves residuals larger than ivar says: left out of distances
+    sky_lines_aa: tuple[float, ...] = (5578.9, 5891.6, 5897.6, 6302.0, 6365.5, 7278.4, 7318.2, 7342.9,
+                                       7371.5, 7794.1, 7823.8, 7915.5, 7966.9, 7995.6, 8346.9, 8401.6,
+                                       8432.5, 8467.7, 8507.7, 8829.7, 8888.2, 8922.2, 8945.5, 8990.9)
+    sky_halfwidth_aa: float = 6.0    # +- this around each sky line, moved to the rest frame by the RV (0 = keep)
 
 
 @dataclass(frozen=True)

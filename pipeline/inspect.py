@@ -84,6 +84,22 @@ def _fingerprint(con, run_id: str | None) -> None:
                 [sha, DECISIONS, DECISIONS_KIND, run_id or "inspect", len(content)])
 
 
+def built_config(con, model: str = "cln_dbscan"):
+    """The Config of the run that last built ``model`` (meta.run_parameters); DEFAULT when unknown."""
+    from .config import DEFAULT
+
+    try:
+        row = con.execute("select run_id from meta.model_runs where model = ? and status = 'built' "
+                          "order by finished_at desc limit 1", [model]).fetchone()
+        if row is None:
+            return DEFAULT
+        params = con.execute("select key, value from meta.run_parameters where run_id = ?", [row[0]]).fetchall()
+    except Exception:  # noqa: BLE001 - a warehouse without meta: the defaults are all we know
+        return DEFAULT
+    known = DEFAULT.flat()
+    return DEFAULT.with_overrides({k: json.loads(v) for k, v in params if k in known})
+
+
 def _need(con, relation: str) -> None:
     name = relation.split(".")[-1]
     found = con.execute("select count(*) from duckdb_tables() where table_name = ? union all "
@@ -98,7 +114,7 @@ def bin_spectra(con, bin_id: str) -> tuple[list[dict], np.ndarray, np.ndarray, n
     cur = con.execute("""
         select b.bin_id, b.obsid, b.snr_i, b.teff_k, b.logg_dex, b.mh_dex, b.teff_lo_k, b.logg_lo_dex,
                b.mh_lo_dex, d.cluster_label, d.in_main_cluster, d.is_kept, d.min_pts, d.nn_dist,
-               s.loglam0, s.dloglam, s.flux, s.ivar
+               s.rv_kms, s.loglam0, s.dloglam, s.flux, s.ivar
         from cln_bins b join spc_cluster_grid s using (obsid) left join cln_dbscan d using (obsid)
         where b.bin_id = ? order by b.snr_rank""", [bin_id])
     cols = [c[0] for c in cur.description]
@@ -163,11 +179,11 @@ def plot_bin(con, bin_id: str, out: Path) -> Path:
 
 def report_clean(warehouse: Path) -> str:
     """The cleaning accuracy report against the synthetic truth (see pipeline/evaluate/clean.py)."""
-    from .evaluate.clean import format_report, evaluate
+    from .evaluate.clean import evaluate, format_report
     from .warehouse import connect
 
     con = connect(warehouse, read_only=True)
     try:
-        return format_report(evaluate(con))
+        return format_report(evaluate(con))     # with the config the clean layer was built with
     finally:
         con.close()

@@ -2,8 +2,9 @@
 
 Builds ``bench/warehouses/<preset>.duckdb`` up to the labels layer once (preset from
 ``MGOLD_BENCH_CLEAN_PRESET``, default ``tiny``; ``paper`` for the issue's full-stage
-figure), then times a full refresh of layer:spectra (rest frame, resampling, SED
-recalibration) and layer:clean (bins, DBSCAN, queue, kept). Baseline, same
+figure, which needs a far bigger machine than a 2-core laptop), then times a full
+refresh of layer:spectra (rest frame, resampling, SED recalibration) and
+layer:clean (bins, distance matrices, DBSCAN, queue, kept). Baseline, same
 process: reading the labelled stars' raw spectra into Arrow once, the I/O floor
 every spectra stage pays; ratios are stage time / that read.
 """

@@ -102,12 +102,12 @@ def figure_cmd(warehouse: Warehouse = DEFAULT_WAREHOUSE,
 
     Example: mgold inspect figure -w demo/warehouse.duckdb --out fig6.png
     """
-    from ..config import DEFAULT
     from ..evaluate.eps_figure import eps_figure
+    from ..inspect import built_config
 
-    cfg = DEFAULT.with_overrides(set_)
     con = _open(warehouse, read_only=True)
     try:
+        cfg = built_config(con).with_overrides(set_)     # the clean layer's own config, then --set
         path, summary = _guard(eps_figure, con, out, cfg, bin_id)
     finally:
         con.close()

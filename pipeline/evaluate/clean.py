@@ -15,12 +15,18 @@ i.e. the rows of ``cln_dbscan``):
 - *eligible clean spectra*: clean spectra (no injected defect) in bins holding at
   least min_pts clean spectra, i.e. bins where DBSCAN could form a cluster of
   clean spectra at all. *kept fraction* = eligible clean spectra accepted.
-- *noise-resolvable eligible*: the eligible spectra with at least min_pts - 1 clean
-  bin-mates whose EXPECTED pure-noise distance (from ivar, in the same units as
-  the DBSCAN distance) is <= eps. Two clean spectra at S/N ~20 sit ~4 apart from
-  noise alone on the 3535-pixel grid, so no eps = 1 clustering can join them: that
-  is the S/N limit of the method (such bins go to inspection), reported apart
-  from the cleaning's accuracy.
+- *noise-free ceiling*: the kept fraction DBSCAN (same eps and minPts) reaches on
+  the eligible clean spectra of a bin when each is replaced by its star's
+  noise-free intrinsic spectrum from the generator, with the same masks,
+  normalisation, recalibration and weights. It is what eps = 1.0 allows on this
+  universe at all: the label errors of the catalogues spread a 50 K bin's true
+  Teff over ~+-100 K, so some clean same-bin stars truly differ by more than eps.
+  Approximate: the observed spectra went through two resamplings (the RV shift
+  and the rest-frame grid), which smooth sharp features a little; the intrinsic
+  ones did not, so small bins can come out slightly above it.
+- *noise sd of D^2*: the standard deviation the photon noise gives the squared
+  distance of each clean same-bin pair (from ivar, see udfs/spectral_distance.py),
+  to compare with eps^2: where it is >~ eps^2 the cluster decision is noise-limited.
 - *RV residual*: LAMOST 1D-pipeline RV used for the rest frame minus the true RV,
   in km/s, over the processed spectra without a wrong-RV defect (median, robust
   sigma = 1.4826 MAD, 99th percentile of |residual|). And what is left in the
@@ -36,39 +42,49 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import DEFAULT, Config
-from ..stages.clean import iter_bin_chunks, min_pts, reference_n_pix, telluric_mask
+from ..inspect import built_config
+from ..stages.clean import distance_params, iter_bin_chunks, min_pts, prepare_bin
+
+SNR_CLASSES = ((0.0, 15.0), (15.0, 25.0), (25.0, 40.0), (40.0, float("inf")))
 
 CAUGHT = ("wrong_object", "broken_segment", "swapped_labels", "wrong_rv")
 CLEAN = "none"
 
 
-def evaluate(con, cfg: Config = DEFAULT) -> dict:
-    """Every figure of the report, as a dict (reads truth.spectra; models never do)."""
+def evaluate(con, cfg: Config | None = None) -> dict:
+    """Every figure of the report, as a dict (reads truth.spectra; models never do).
+
+    ``cfg``: the config the clean layer was built with (default: read from meta)."""
+    cfg = built_config(con) if cfg is None else cfg
     rows = con.execute("""
         select d.bin_id, d.obsid, d.min_pts, d.in_main_cluster, d.is_kept, d.n_clusters,
-               coalesce(t.defect, 'none') as defect
+               coalesce(t.defect, 'none') as defect, d.snr_i
         from cln_dbscan d left join truth.spectra t using (obsid)""").fetchall()
     if not rows:
         raise ValueError("cln_dbscan is empty: nothing to evaluate (build the clean layer first)")
     bins = np.array([r[0] for r in rows], dtype=object)
-    min_pts = np.array([r[2] for r in rows])
+    obsid = np.array([r[1] for r in rows])
+    min_pts_ = np.array([r[2] for r in rows])
     accepted = np.array([bool(r[3]) for r in rows])
     clustered_bin = np.array([r[5] > 0 for r in rows])
     defect = np.array([r[6] for r in rows], dtype=object)
+    snr = np.array([r[7] for r in rows], dtype=float)
     is_bad = np.isin(defect, CAUGHT)
     is_clean = defect == CLEAN
     n_clean_in_bin = {b: 0 for b in set(bins)}
     for b, c in zip(bins, is_clean):
         n_clean_in_bin[b] += int(c)
-    eligible = is_clean & np.array([n_clean_in_bin[b] >= m for b, m in zip(bins, min_pts)])
+    eligible = is_clean & np.array([n_clean_in_bin[b] >= m for b, m in zip(bins, min_pts_)])
 
     def frac(num, den):
         return float(num.sum() / den.sum()) if den.sum() else float("nan")
 
-    resolvable = eligible & np.isin(np.array([r[1] for r in rows]), list(_noise_resolvable(con, cfg)))
+    pairs = _pair_figures(con, cfg)
+    ceiling = eligible & np.isin(obsid, list(pairs["ceiling_obsids"]))
     out = {
         "n_spectra": len(rows),
         "n_bins": len(n_clean_in_bin),
+        "eps": float(cfg.clean.dbscan_eps),
         "n_defective": int(is_bad.sum()),
         "defect_recall": frac(is_bad & ~accepted, is_bad),
         "defect_recall_clustered_bins": frac(is_bad & clustered_bin & ~accepted, is_bad & clustered_bin),
@@ -77,9 +93,17 @@ def evaluate(con, cfg: Config = DEFAULT) -> dict:
         "n_by_defect": {d: int((defect == d).sum()) for d in CAUGHT},
         "n_eligible_clean": int(eligible.sum()),
         "kept_fraction_eligible": frac(eligible & accepted, eligible),
-        "n_resolvable_clean": int(resolvable.sum()),
-        "kept_fraction_resolvable": frac(resolvable & accepted, resolvable),
+        "kept_fraction_noise_free_ceiling": frac(ceiling, eligible),
+        "kept_fraction_by_snr": {f"{lo:g}-{hi:g}": (frac(eligible & accepted & (snr >= lo) & (snr < hi),
+                                                         eligible & (snr >= lo) & (snr < hi)),
+                                                    frac(ceiling & (snr >= lo) & (snr < hi),
+                                                         eligible & (snr >= lo) & (snr < hi)),
+                                                    int((eligible & (snr >= lo) & (snr < hi)).sum()))
+                                 for lo, hi in SNR_CLASSES},
         "accepted_purity": frac(accepted & ~is_bad, accepted),
+        "n_clean_pairs": pairs["n_clean_pairs"],
+        "clean_pair_noise_sd_d2": pairs["noise_sd_d2"],
+        "clean_pair_noise_sd_d2_by_snr": pairs["noise_sd_d2_by_snr"],
     }
     kept = con.execute("""select coalesce(t.defect, 'none') from cln_kept k
                           left join truth.spectra t using (obsid)""").fetchall()
@@ -91,34 +115,65 @@ def evaluate(con, cfg: Config = DEFAULT) -> dict:
     return out
 
 
-def _noise_resolvable(con, cfg: Config) -> set[int]:
-    """Clean obsids with >= min_pts - 1 clean bin-mates within eps by expected noise alone."""
-    sql = """select b.bin_id, b.obsid, b.source_id, b.snr_i, b.snr_rank, s.loglam0, s.dloglam, s.flux, s.ivar
-             from cln_bins b join spc_cluster_grid s using (obsid) left join truth.spectra t using (obsid)
-             where coalesce(t.defect, 'none') = 'none' and b.n_clustered > 1
-             order by b.bin_id, b.snr_rank"""
-    eps = cfg.clean.dbscan_eps
-    n_ref = cfg.clean.dist_ref_pix or reference_n_pix(cfg)
-    out: set[int] = set()
-    for rows, flux, ivar in iter_bin_chunks(con, cfg, sql):
+PAIR_SQL = """
+select b.bin_id, b.obsid, b.source_id, b.snr_i, b.snr_rank, s.rv_kms, s.loglam0, s.dloglam, s.flux, s.ivar,
+       coalesce(t.defect, 'none') as defect, st.teff_k as true_teff_k, st.logg_dex as true_logg_dex,
+       st.mh_dex as true_mh_dex
+from cln_bins b join spc_cluster_grid s using (obsid)
+left join truth.spectra t using (obsid)
+left join truth.stars st on st.star_id = t.flux_of_star_id
+order by b.bin_id, b.snr_rank
+"""
+
+
+def _pair_figures(con, cfg: Config) -> dict:
+    """Noise-free ceiling (obsids accepted) and the noise sd of D^2 of clean same-bin pairs."""
+    from mgold.udfs.dbscan import dbscan_precomputed
+    from mgold.udfs.spectral_distance import noise_sd, weighted_distances
+
+    from ..synth.spectra_model import intrinsic_flux
+
+    eps = float(cfg.clean.dbscan_eps)
+    accepted: set[int] = set()
+    sd, sd_snr = [], []
+    for rows, flux, ivar in iter_bin_chunks(con, cfg, PAIR_SQL):
         F, IV = np.stack(flux).astype(float), np.stack(ivar).astype(float)
         loglam = rows["loglam0"][0] + rows["dloglam"][0] * np.arange(F.shape[1])
-        tell = telluric_mask(loglam, cfg)
-        good = (IV > 0) & ~tell[None, :]
-        med = np.array([np.median(f[g]) if g.any() else np.nan for f, g in zip(F, good)])
-        var = np.where(good, 1.0 / np.where(good, IV, 1.0), 0.0) / med[:, None] ** 2
-        scale = n_ref / (F.shape[1] - tell.sum())
+        params = distance_params(cfg, F.shape[1], loglam)
         b = np.asarray(rows["bin_id"], dtype=object)
+        rv = np.array([np.nan if v is None else v for v in rows["rv_kms"]], dtype=float)
+        clean = np.array([d == CLEAN and t is not None for d, t in zip(rows["defect"], rows["true_teff_k"])])
+        lab = np.array([[np.nan if v is None else v for v in rows[k]]
+                        for k in ("true_teff_k", "true_logg_dex", "true_mh_dex")], dtype=float).T
+        snr = np.asarray(rows["snr_i"], dtype=float)
         for bid in dict.fromkeys(b):
             idx = np.flatnonzero(b == bid)
-            if idx.size < 2:
+            y, iv = prepare_bin(F[idx], IV[idx], cfg, loglam, rv[idx])
+            c = np.flatnonzero(clean[idx])
+            if c.size == 0:
                 continue
-            both = good[idx][:, None, :] & good[idx][None, :, :]
-            d2 = (both * (var[idx][:, None, :] + var[idx][None, :, :])).sum(-1) * scale
-            near = (np.sqrt(d2) <= eps).sum(axis=1) - 1
-            need = int(min_pts(idx.size, cfg)) - 1
-            out.update(int(rows["obsid"][i]) for i in idx[near >= need])
-    return out
+            if c.size >= 2:
+                S = noise_sd(y[c], iv[c], *params)
+                iu = np.triu_indices(c.size, 1)
+                sd.extend(S[iu])
+                sd_snr.extend(np.minimum(snr[idx][c][iu[0]], snr[idx][c][iu[1]]))
+            nf = intrinsic_flux(lab[idx[c], 0], lab[idx[c], 1], lab[idx[c], 2], 10 ** loglam)
+            yn, _ = prepare_bin(nf, IV[idx[c]], cfg, loglam, rv[idx[c]])
+            labels = dbscan_precomputed(weighted_distances(yn, iv[c], *params), eps, int(min_pts(idx.size, cfg)))
+            if (labels >= 0).any():
+                main = np.bincount(labels[labels >= 0]).argmax()
+                accepted.update(int(rows["obsid"][i]) for i in idx[c][labels == main])
+    sd, sd_snr = np.asarray(sd, dtype=float), np.asarray(sd_snr, dtype=float)
+    fin = np.isfinite(sd)
+
+    def med(m):
+        return float(np.median(sd[m & fin])) if (m & fin).any() else float("nan")
+
+    return {"ceiling_obsids": accepted, "n_clean_pairs": int(sd.size),
+            "noise_sd_d2": (med(np.ones(sd.size, bool)),
+                            float(np.percentile(sd[fin], 90)) if fin.any() else float("nan")),
+            "noise_sd_d2_by_snr": {f"{lo:g}-{hi:g}": med((sd_snr >= lo) & (sd_snr < hi))
+                                   for lo, hi in SNR_CLASSES}}
 
 
 def rv_residuals(con) -> dict:
@@ -192,8 +247,14 @@ def format_report(m: dict) -> str:
     for d in CAUGHT:
         lines.append(f"    {d:<30s} {m['recall_by_defect'][d]:.3f}  of {m['n_by_defect'][d]}")
     lines += [
-        f"  clean eligible spectra accepted   {m['kept_fraction_eligible']:.3f}  of {m['n_eligible_clean']}",
-        f"    noise-resolvable ones accepted  {m['kept_fraction_resolvable']:.3f}  of {m['n_resolvable_clean']}",
+        f"  clean eligible spectra accepted   {m['kept_fraction_eligible']:.3f}  of {m['n_eligible_clean']}"
+        f"  (eps {m['eps']:g})",
+        f"    noise-free ceiling at this eps  {m['kept_fraction_noise_free_ceiling']:.3f}",
+        "    by S/N_i: " + ", ".join(f"{k} {v[0]:.2f} (ceiling {v[1]:.2f}) of {v[2]}"
+                                     for k, v in m["kept_fraction_by_snr"].items() if v[2]),
+        f"  noise sd of D^2, clean same-bin pairs: median {m['clean_pair_noise_sd_d2'][0]:.2f}, "
+        f"q90 {m['clean_pair_noise_sd_d2'][1]:.2f} over {m['n_clean_pairs']}; by pair min S/N_i: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in m["clean_pair_noise_sd_d2_by_snr"].items() if v == v),
         f"  accepted that are not defective   {m['accepted_purity']:.3f}",
         f"  cln_kept rows {m['n_kept']}, defective among them {m['kept_defective_fraction']:.3f}",
     ]

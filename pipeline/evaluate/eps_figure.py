@@ -1,5 +1,9 @@
 """Paper Fig. 6 on the synthetic universe: one populated bin clustered at two eps values.
 
+The clustering is the stage's own (``cluster_chunk``: the noise-debiased distance of
+pipeline/stages/clean.py, with the config the clean layer was built with); the
+curves are the spectra over their median, as the inspection plots show them.
+
 Run: ``python -m mgold.pipeline.evaluate.eps_figure -w W.duckdb --out fig6.png``
 (or ``mgold inspect figure``). Reads models only (no truth), so it works on real
 data too.
@@ -13,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DEFAULT, Config
-from ..inspect import InspectError, bin_spectra, draw_bin, normalised
+from ..inspect import InspectError, bin_spectra, built_config, draw_bin, normalised
 from ..stages.clean import cluster_chunk
 
 
@@ -35,7 +39,8 @@ def eps_figure(con, out: Path, cfg: Config = DEFAULT, bin_id: str | None = None)
     rows, loglam, flux, ivar = bin_spectra(con, bin_id)
     chunk = {"bin_id": [bin_id] * len(rows), "obsid": [r["obsid"] for r in rows],
              "source_id": [0] * len(rows), "snr_i": [r["snr_i"] for r in rows],
-             "snr_rank": list(range(1, len(rows) + 1)), "loglam0": [r["loglam0"] for r in rows],
+             "snr_rank": list(range(1, len(rows) + 1)), "rv_kms": [r["rv_kms"] for r in rows],
+             "loglam0": [r["loglam0"] for r in rows],
              "dloglam": [r["dloglam"] for r in rows]}
     y = normalised(flux, ivar)
     fig, axes = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
@@ -50,6 +55,12 @@ def eps_figure(con, out: Path, cfg: Config = DEFAULT, bin_id: str | None = None)
         lines.append(f"  eps {eps:g}: main cluster {member.sum()}, clusters {res['n_clusters'][0]}, "
                      f"median nearest-neighbour distance {np.nanmedian(nn):.2f}")
     axes[0].set_xlabel("")
+    r0 = rows[0]
+    fig.suptitle(f"{bin_id}: Teff {r0['teff_lo_k']:.0f} to {r0['teff_lo_k'] + cfg.clean.bin_teff_k:.0f} K, log g "
+                 f"{r0['logg_lo_dex']:.2f} to {r0['logg_lo_dex'] + cfg.clean.bin_logg_dex:.2f}, [M/H] "
+                 f"{r0['mh_lo_dex']:.2f} to {r0['mh_lo_dex'] + cfg.clean.bin_mh_dex:.2f}\n"
+                 "gray: all spectra of the bin, red: its main DBSCAN cluster (noise-debiased distance, "
+                 "pipeline/stages/clean.py)", fontsize=9)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     con = connect(a.warehouse, read_only=True)
     try:
-        path, summary = eps_figure(con, a.out, DEFAULT, a.bin)
+        path, summary = eps_figure(con, a.out, built_config(con), a.bin)
     finally:
         con.close()
     print(summary)

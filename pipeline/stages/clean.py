@@ -1,71 +1,115 @@
 """DBSCAN cleaning per parameter bin (paper §2.4): the Python model ``cln_dbscan``.
 
 Input: the ``cln_bins`` rows (top ``clean.top_n_per_bin`` by S/N of each 50 K x
-0.1 x 0.1 bin) and their recalibrated clustering-grid spectra (``spc_cluster_grid``).
+0.1 x 0.1 bin) and their recalibrated clustering-grid spectra (``spc_cluster_grid``),
+streamed in chunks of whole bins (``iter_bin_chunks``, ~``spectra.batch_spectra``
+spectra: memory stays bounded).
 
-Embedding and distance (what ``eps`` means)
--------------------------------------------
-1. Pixels in ``clean.telluric_windows_aa`` are left out (uncorrected atmospheric
-   bands whose depth changes with airmass: not the star).
-2. Each spectrum is divided by its median over good pixels (ivar > 0): distances
-   compare shapes, not flux levels.
+Preparation (``prepare_bin``: flux y and inverse variance iv per spectrum)
+-------------------------------------------------------------------------
+1. Masks: pixels with ivar <= 0, the telluric bands ``clean.telluric_windows_aa``
+   (atmosphere, not star) and +- ``clean.sky_halfwidth_aa`` around the strong
+   night-sky lines ``clean.sky_lines_aa``, moved into each spectrum's rest frame
+   with its RV (sky-subtraction residuals there exceed what ivar says).
+2. Each spectrum is divided by its median over good pixels (ivar scaled alike):
+   distances compare shapes, not flux levels.
 3. Bin-relative recalibration (``clean.bin_recal_order``, 3; 0 = off): each spectrum
-   is divided by a polynomial fitted, with the line clipping of the SED kernel, to
-   its ratio to the bin's median spectrum. §2.3.2 kept the model-SED polynomial at
-   2nd order because model mismatch in the crowded bands makes higher orders
-   unsafe; the bin median shares the bin's labels, so that risk is absent, and
-   what is removed is the flux-calibration residual the 2nd order left.
-4. Masked pixels are filled with the bin median (they add ~nothing), and the
-   Euclidean distance is scaled by sqrt(n_ref / n_used): n_ref = ``clean.dist_ref_pix``
-   or, when 0, the pixel count of the 3900-8800 AA grid at LAMOST sampling (the
-   grid the paper computed its distances on), n_used = pixels outside the
-   telluric windows. So d is plain Euclidean distance on the paper's grid.
+   is divided by a polynomial fitted (weights ivar) to its ratio to the bin's
+   median spectrum, separately blue and red of ``clean.bin_recal_split_aa`` (the
+   LAMOST arm join: a flux step there is no polynomial). §2.3.2 kept the model-SED
+   polynomial at 2nd order because model mismatch in the crowded bands makes
+   higher orders unsafe; the bin median shares the bin's labels, so that risk is
+   absent, and what is removed is the calibration residual the 2nd order left.
+   No clipping (``clean.bin_recal_clip_nsigma`` = 0): against the noisy median of
+   a small bin, clipping rejects pixels by their noise and biased the extrapolated
+   blue end of low-S/N spectra by ~4 in D^2 (simulated noise-only pairs). The
+   polynomial's own least-squares uncertainty is added to each pixel's variance
+   (``clean.bin_recal_variance``).
+4. Spectra with fewer than ``clean.min_good_pix_frac`` good pixels (of those
+   outside the telluric windows), a non-positive median or a failed fit are
+   unusable: iv = 0 everywhere, so DBSCAN finds them no neighbour, not even
+   themselves.
 
-Why (measured on the ``demo`` preset, seed 42: 148 pairs of clean spectra sharing
-a bin; pair-distance quantiles 10/50/90 %): median-normalised plain Euclidean
-1.25 / 2.49 / 6.35 (clean vs defective 2.01 / 4.46 / 13.2), accepting 7 % of the
-clean eligible spectra at eps = 1; with tellurics out 0.97 / 2.25 / 6.63 (17 %);
-with step 3 too 0.55 / 1.14 / 6.36 (47 %; noise-resolvable ones 80 %), while the
-clean-vs-defective median stays 4.6 and defect recall 15/17 -> 16/17 -> 15/17.
-So eps = 1 sits at the typical distance of two clean same-bin spectra, which is
-how the paper chose it ("according to the calculated distances between the
-optical band spectra"). The 90 % tail is noise: two clean spectra at S/N_i ~ 20
-are ~4 apart from noise alone (mostly the faint blue), so such bins fail to
-cluster and go to inspection, as in the paper. Re-measured after the generator
-lowered the labelled spectra's S/N (demo: median S/N_i 28 in cln_bins), clean
-pairs are 3.0 / 7.3 / 13.6 apart and eps = 1 accepts 3 %: noise-limited, and a
-per-pixel noise weighting (tried) only moves the median to 6.0. Spectra with fewer than
-``clean.min_good_pix_frac`` good pixels, or a non-positive median, are unusable:
-noise by construction (no neighbours).
+Distance (what eps means; udfs/spectral_distance.py)
+----------------------------------------------------
+For spectra a, b with variances va = 1/iv_a, vb = 1/iv_b, over the n_ab pixels
+good in both (at least ``min_good_pix_frac`` of the grid, else no distance), with
+w_i = 1 / (va_i + vb_i + f^2), f = ``clean.dist_weight_floor``::
+
+    D^2 = N_ref * sum_i w_i [(a_i - b_i)^2 - (va_i + vb_i)] / sum_i w_i      (clipped at 0)
+
+Subtracting va + vb, the expected square of the noise, makes D^2 an unbiased
+estimate of N_ref times the weighted mean squared difference of the NOISE-FREE
+spectra, N_ref = ``clean.dist_ref_pix`` or, when 0, the pixel count of the
+3900-8800 AA grid at LAMOST sampling (3535: the grid the paper's distances were
+computed on). For pairs whose pixel noise sqrt(va + vb) is well below f (S/N per
+pixel well above ~70 in median-normalised flux) the weights are equal and D is
+the plain Euclidean distance of the noise-free, median-normalised spectra on the
+paper's grid, which is what the paper's eps referred to: its top-150-by-S/N
+spectra are nearer that limit than this universe's. So
+eps = 1.0 means "the two stars' normalised spectra differ by 1/sqrt(3535) = 1.7 %
+rms per pixel"; photon noise no longer sets the scale, it only adds scatter:
+sd(D^2) = N_ref sqrt(2 sum w^2 (va+vb)^2) / sum w for noise alone.
+
+Why (measured on the ``demo`` preset, seed 42: 863 spectra in 581 bins, 353
+pairs of clean spectra sharing a bin, 385 clean eligible spectra; pipeline/
+evaluate/clean.py, ``mgold report clean``). The previous distance, plain
+Euclidean on the median-normalised spectra (steps 1-3 with clipping, no sky
+mask, one polynomial), put clean pairs 2.2 / 6.8 / 13.3 apart (10/50/90 %): two
+clean spectra at S/N_i ~ 20-30 are 3-7 apart from noise alone, so eps = 1
+accepted 8 % of the clean eligible spectra. With D: clean pairs 0.0 / 0.76 / 2.14
+(their noise-free distances 0.22 / 0.61 / 1.82), clean vs broken segment 12.8 /
+17.7 / 25.9, vs wrong RV 2.5 / 5.2 / 6.5, vs wrong object 2.4 / 3.5 / 18.6 (10/50/
+90 %): accepted 74 % of the clean eligible spectra, defect recall 48/51 (the
+three accepted, two swapped-label spectra and a wrong object, are of stars with
+nearly the bin's labels: D 0.0-0.5 from the bin-mate that took them). Noise floor,
+sd(D^2) of clean pairs by the pair's lower S/N_i: 2.0 below 15, 0.7 at 15-25,
+0.3 at 25-40, 0.02 above 40 (eps^2 = 1): below S/N_i ~ 20 the decision is
+noise-limited. The limit of eps = 1.0 itself on this universe: with each clean
+spectrum replaced by its star's noise-free spectrum, DBSCAN accepts 78 %. The
+catalogue label errors (~60 K in Teff) spread a 50 K bin's true Teff over
+~+-100 K, and a 50 K step moves a 3300 K dwarf's spectrum by D ~ 1.3 (a 3900 K
+one by ~0.5), so some clean same-bin stars are truly more than eps apart.
+Each step's share (same demo build; accepted fraction of the clean eligible
+spectra, recall 48/51 throughout): D with the old preparation (one polynomial,
+clipping, no sky mask) 0.47; + a polynomial per arm 0.61; + sky mask 0.66;
++ the polynomial's variance 0.68; + no clipping 0.74. Leaving one out of the
+final setup: one polynomial 0.54, no sky mask 0.69, no polynomial variance 0.71;
+f = 0 (pure inverse variance) 0.74, unchanged: f fixes the high-S/N meaning.
 
 minPts rule (config ``clean.minpts_*``): min_pts = clip(n // minpts_stars_per_point,
 minpts_min, minpts_max), n = number of spectra clustered in the bin, so bins of
 < 12 spectra need a pair, bins of >= 20 need 5 (paper: "2 to 5 based on the number
 of samples").
 
-Kept: the largest cluster of the bin (ties: the lower label, i.e. the one seeded
-from the higher-S/N spectrum, as rows enter DBSCAN in S/N order); its core members
-by decreasing S/N, at most ``clean.cap_per_bin``. Core flags are recomputed from
-the same distances (GEMM form; ties at 1e-12 relative could differ from the
-kernel's direct sums, which is immaterial for the cap).
+DBSCAN runs on the precomputed distance matrix of each bin (udfs/dbscan.py,
+labels identical to ``sklearn.cluster.DBSCAN(metric='precomputed')``), parallel
+over the bins of a chunk. Kept: the largest cluster of the bin (ties: the lower
+label, i.e. the one seeded from the higher-S/N spectrum, as rows enter DBSCAN in
+S/N order); its core members by decreasing S/N, at most ``clean.cap_per_bin``.
+Core flags and ``nn_dist`` come from the same matrix DBSCAN used.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 import pyarrow as pa
 
-from mgold.udfs.dbscan import dbscan_bins
-from mgold.udfs.sed_recalibrate import sed_recalibrate_batch
+from mgold.udfs.dbscan import block_offsets, dbscan_bins_precomputed
+from mgold.udfs.sed_recalibrate import poly_eval, poly_x, sed_recalibrate_batch
+from mgold.udfs.spectral_distance import debiased_distances, debiased_distances_bins
 
 from ..config import Config
 from ..inspect import ensure_decisions_table
 from ..sqlmodel import python_model
 
+C_KMS = 299792.458
+
 SOURCE_SQL = """
-select b.bin_id, b.obsid, b.source_id, b.snr_i, b.snr_rank, b.n_clustered, s.loglam0, s.dloglam,
+select b.bin_id, b.obsid, b.source_id, b.snr_i, b.snr_rank, b.n_clustered, s.rv_kms, s.loglam0, s.dloglam,
        s.flux, s.ivar
 from cln_bins b
 join spc_cluster_grid s using (obsid)
@@ -79,54 +123,132 @@ def min_pts(n: np.ndarray | int, cfg: Config) -> np.ndarray:
     return np.clip(np.asarray(n) // c.minpts_stars_per_point, c.minpts_min, c.minpts_max).astype(np.int64)
 
 
+def _pairs(values, what: str) -> list[tuple[float, float]]:
+    w = [float(x) for x in values]   # --set may give strings
+    if len(w) % 2:
+        raise ValueError(f"{what} needs lo/hi pairs, got {len(w)} values")
+    return list(zip(w[::2], w[1::2]))
+
+
 def telluric_mask(loglam: np.ndarray | None, cfg: Config) -> np.ndarray | None:
     """True on pixels inside ``clean.telluric_windows_aa`` (None when no grid is given)."""
     if loglam is None:
         return None
     wave = 10 ** np.asarray(loglam)
-    w = [float(x) for x in cfg.clean.telluric_windows_aa]   # --set may give strings
-    if len(w) % 2:
-        raise ValueError(f"clean.telluric_windows_aa needs lo/hi pairs, got {len(w)} values")
     mask = np.zeros(wave.shape, dtype=bool)
-    for lo, hi in zip(w[::2], w[1::2]):
+    for lo, hi in _pairs(cfg.clean.telluric_windows_aa, "clean.telluric_windows_aa"):
         mask |= (wave >= lo) & (wave <= hi)
     return mask
 
 
-def embed_bin(flux: np.ndarray, ivar: np.ndarray, cfg: Config, n_ref: int | None = None,
-              loglam: np.ndarray | None = None) -> np.ndarray:
-    """(m, n) spectra of one bin -> (m, n) float64 vectors whose Euclidean distance is the documented one.
+def sky_mask(loglam: np.ndarray | None, rv_kms: np.ndarray | None, cfg: Config) -> np.ndarray | None:
+    """(m, n) True within ``clean.sky_halfwidth_aa`` of a ``clean.sky_lines_aa`` line in each spectrum's
+    rest frame (observed wavelength / (1 + rv/c)); None without a grid, RVs or sky lines."""
+    hw = float(cfg.clean.sky_halfwidth_aa)
+    lines = np.array([float(x) for x in cfg.clean.sky_lines_aa])
+    if loglam is None or rv_kms is None or hw <= 0 or lines.size == 0:
+        return None
+    loglam = np.asarray(loglam, dtype=np.float64)
+    rv = np.nan_to_num(np.asarray(rv_kms, dtype=np.float64))
+    rest = lines[None, :] / (1.0 + rv[:, None] / C_KMS)                     # (m, L)
+    lo = np.searchsorted(loglam, np.log10(np.maximum(rest - hw, 1.0)), side="left")
+    hi = np.searchsorted(loglam, np.log10(rest + hw), side="right")
+    mask = np.zeros((rv.size, loglam.size), dtype=bool)
+    for i in range(rv.size):
+        for a, b in zip(lo[i], hi[i]):
+            if b > a:
+                mask[i, a:b] = True
+    return mask
 
-    Unusable rows come back as NaN (DBSCAN then finds them no neighbour, not even themselves).
-    """
+
+def n_used_pix(n: int, loglam: np.ndarray | None, cfg: Config) -> int:
+    """Pixels of the clustering grid outside the telluric windows."""
+    tell = telluric_mask(loglam, cfg)
+    return n - (int(tell.sum()) if tell is not None else 0)
+
+
+def prepare_bin(flux: np.ndarray, ivar: np.ndarray, cfg: Config, loglam: np.ndarray | None = None,
+                rv_kms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(m, n) spectra of one bin -> (y, iv): median-normalised, bin-recalibrated flux and its inverse
+    variance (steps 1-4 of the module docstring), float64; iv = 0 on masked pixels and on every pixel
+    of an unusable spectrum, y finite everywhere."""
+    flux = np.asarray(flux, dtype=np.float64)
+    ivar = np.asarray(ivar, dtype=np.float64)
     m, n = flux.shape
     tell = telluric_mask(loglam, cfg)
-    good = (ivar > 0) & np.isfinite(flux)
+    sky = sky_mask(loglam, rv_kms, cfg)
+    good = (ivar > 0) & np.isfinite(flux) & np.isfinite(ivar)
     if tell is not None:
         good &= ~tell[None, :]
-    n_used = n - (int(tell.sum()) if tell is not None else 0)
+    if sky is not None:
+        good &= ~sky
+    n_used = n_used_pix(n, loglam, cfg)
     med = np.array([np.median(flux[i, good[i]]) if good[i].any() else np.nan for i in range(m)])
     usable = (good.sum(axis=1) >= cfg.clean.min_good_pix_frac * n_used) & (med > 0)
-    y = np.where(good, flux, np.nan) / np.where(usable, med, np.nan)[:, None]
+    scale = np.where(usable, med, 1.0)
+    y = np.where(good, flux, 0.0) / scale[:, None]
+    iv = np.where(good & usable[:, None], ivar * scale[:, None] ** 2, 0.0)
     order = cfg.clean.bin_recal_order
     if order > 0 and usable.sum() >= 2:
-        ref = _bin_median(y, usable)
-        iv = np.where(good, ivar * med[:, None] ** 2, 0.0)[usable].astype(np.float32)
-        yr, _, coeffs = sed_recalibrate_batch(
-            np.nan_to_num(y[usable]).astype(np.float32), iv, np.tile(ref, (int(usable.sum()), 1)).astype(np.float32),
-            order, cfg.spectra.sedcal_clip_nsigma, cfg.spectra.sedcal_iterations)
-        fitted = np.isfinite(coeffs).all(axis=1)
-        y[usable] = np.where(fitted[:, None] & good[usable], yr, np.nan)
-        usable[np.flatnonzero(usable)[~fitted]] = False
-    ref = _bin_median(y, usable)
-    y = np.where(good & np.isfinite(y), y, ref[None, :])
-    y[~usable] = np.nan
-    n_ref = n_ref or cfg.clean.dist_ref_pix or n
-    return y * np.sqrt(n_ref / n_used)
+        rows = np.flatnonzero(usable)
+        ref = _bin_median(np.where(iv > 0, y, np.nan), usable)
+        clip = float(cfg.clean.bin_recal_clip_nsigma)
+        iterations = cfg.spectra.sedcal_iterations if clip > 0 else 0
+        for cols in _recal_segments(n, loglam, cfg):
+            sub = np.ix_(rows, cols)
+            _, _, coeffs = sed_recalibrate_batch(
+                y[sub].astype(np.float32), iv[sub].astype(np.float32),
+                np.tile(ref[cols], (rows.size, 1)).astype(np.float32),
+                order, clip, iterations)
+            fitted = np.isfinite(coeffs).all(axis=1)
+            x = poly_x(cols.size)
+            P = np.stack([poly_eval(c, x) if ok else np.ones(cols.size) for c, ok in zip(coeffs, fitted)])
+            pos = P > 0
+            has = pos & (iv[sub] > 0)
+            var = np.where(has, 1.0 / np.where(has, iv[sub] * P * P, 1.0), 0.0)
+            if cfg.clean.bin_recal_variance:
+                var += _recal_variance(x, iv[sub], ref[cols], order, P)
+            y[sub] = np.where(pos, y[sub] / np.where(pos, P, 1.0), 0.0)
+            iv[sub] = np.where(has & (var > 0), 1.0 / np.where(has & (var > 0), var, 1.0), 0.0)
+            usable[rows[~fitted]] = False
+        iv[~usable] = 0.0
+    y = np.where(np.isfinite(y) & (iv > 0), y, 0.0)
+    return y, iv
+
+
+def _recal_variance(x: np.ndarray, iv: np.ndarray, ref: np.ndarray, order: int, P: np.ndarray) -> np.ndarray:
+    """(rows, pixels) variance that the fitted polynomial's own uncertainty adds to y / P.
+
+    The weighted least-squares covariance of the coefficients, C = (B^T diag(iv) B)^-1 with
+    B = x^k * ref, gives var(P) = v^T C v (v = powers of x); y / P ~ ref, so the added variance
+    is ref^2 var(P) / P^2. Where the fit is poorly constrained (the faint blue end of a
+    low-S/N spectrum: the polynomial is extrapolated there) this dominates, so those pixels
+    weigh less and their recalibration scatter is debiased like noise.
+    """
+    V = np.vander(x, order + 1, increasing=True)                         # (n, k)
+    M = np.einsum("ri,ij,ik->rjk", iv * ref[None, :] ** 2, V, V)          # (rows, k, k)
+    with np.errstate(all="ignore"):
+        C = np.linalg.pinv(M)
+    var_p = np.einsum("ij,rjk,ik->ri", V, C, V)
+    with np.errstate(all="ignore"):
+        out = ref[None, :] ** 2 * np.clip(var_p, 0.0, None) / np.where(P > 0, P, np.inf) ** 2
+    return np.where(np.isfinite(out), out, 0.0)
+
+
+def _recal_segments(n: int, loglam: np.ndarray | None, cfg: Config) -> list[np.ndarray]:
+    """Pixel index ranges fitted with their own recalibration polynomial (split at the arm join)."""
+    split = float(cfg.clean.bin_recal_split_aa)
+    idx = np.arange(n)
+    if loglam is None or split <= 0:
+        return [idx]
+    cut = int(np.searchsorted(np.asarray(loglam), math.log10(split)))
+    if cut < cfg.clean.bin_recal_order + 2 or n - cut < cfg.clean.bin_recal_order + 2:
+        return [idx]
+    return [idx[:cut], idx[cut:]]
 
 
 def _bin_median(y: np.ndarray, usable: np.ndarray) -> np.ndarray:
-    """Per-pixel median of the usable rows over their good pixels; 1 where none is good."""
+    """Per-pixel median of the usable rows over their good pixels (NaN = bad); 1 where none is good."""
     if not usable.any():
         return np.ones(y.shape[1])
     with warnings.catch_warnings():
@@ -135,54 +257,59 @@ def _bin_median(y: np.ndarray, usable: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(ref) & (ref > 0), ref, 1.0)
 
 
-def pairwise(X: np.ndarray) -> np.ndarray:
-    """Euclidean distance matrix of the rows of X (NaN rows -> inf)."""
-    sq = np.einsum("ij,ij->i", X, X)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * X @ X.T, 0.0)
-    np.fill_diagonal(d2, 0.0)
-    d = np.sqrt(d2)
-    bad = ~np.isfinite(sq)
-    d[bad, :] = np.inf
-    d[:, bad] = np.inf
-    return d
-
-
 def reference_n_pix(cfg: Config) -> int:
     from .spectra import grid
 
     return grid(cfg, "cluster")[2]
 
 
+def distance_params(cfg: Config, n: int, loglam: np.ndarray | None) -> tuple[float, int, float]:
+    """(n_ref, min_common, floor) of the distance kernel for spectra of ``n`` pixels on ``loglam``."""
+    n_ref = float(cfg.clean.dist_ref_pix or reference_n_pix(cfg))
+    min_common = int(math.ceil(cfg.clean.min_good_pix_frac * n_used_pix(n, loglam, cfg)))
+    return n_ref, min_common, float(cfg.clean.dist_weight_floor)
+
+
+def bin_distances(flux: np.ndarray, ivar: np.ndarray, cfg: Config, loglam: np.ndarray | None = None,
+                  rv_kms: np.ndarray | None = None) -> np.ndarray:
+    """(m, m) distance matrix of one bin: what DBSCAN compares with eps (inf = no distance)."""
+    y, iv = prepare_bin(flux, ivar, cfg, loglam, rv_kms)
+    return debiased_distances(y, iv, *distance_params(cfg, y.shape[1], loglam))
+
+
 def cluster_chunk(rows: dict[str, list], flux: list[np.ndarray], ivar: list[np.ndarray],
                   cfg: Config, eps: float | None = None) -> pa.Table:
     """DBSCAN every bin of a chunk (rows sorted by bin, then S/N rank) -> the cln_dbscan rows."""
-    eps = cfg.clean.dbscan_eps if eps is None else eps
+    eps = float(cfg.clean.dbscan_eps if eps is None else eps)
     bin_id = np.asarray(rows["bin_id"], dtype=object)
     starts = np.flatnonzero(np.r_[True, bin_id[1:] != bin_id[:-1]])
     offsets = np.r_[starts, len(bin_id)].astype(np.int64)
     F, IV = np.stack(flux), np.stack(ivar)
-    n_ref = cfg.clean.dist_ref_pix or reference_n_pix(cfg)
-    X = np.empty(F.shape, dtype=np.float64)
+    rv = np.asarray([np.nan if v is None else v for v in rows.get("rv_kms", [None] * len(bin_id))], dtype=np.float64)
+    Y = np.empty(F.shape, dtype=np.float64)
+    W = np.empty(F.shape, dtype=np.float64)
     sizes = np.diff(offsets)
     mp = min_pts(sizes, cfg)
     m = len(bin_id)
-    out = {k: np.zeros(m, dtype=t) for k, t in (("is_core", bool), ("in_main_cluster", bool),
-                                                  ("keep_rank", np.int64), ("n_clusters", np.int64),
-                                                  ("nn_dist", np.float64), ("min_pts", np.int64),
-                                                  ("usable", bool))}
+    loglam0 = None
     for b in range(len(sizes)):
         s, e = offsets[b], offsets[b + 1]
         loglam = rows["loglam0"][s] + rows["dloglam"][s] * np.arange(F.shape[1])
-        X[s:e] = embed_bin(F[s:e], IV[s:e], cfg, n_ref, loglam)
-    labels = dbscan_bins(X, offsets, float(eps), mp)
+        loglam0 = loglam if loglam0 is None else loglam0
+        Y[s:e], W[s:e] = prepare_bin(F[s:e], IV[s:e], cfg, loglam, rv[s:e])
+    D_flat = debiased_distances_bins(Y, W, offsets, *distance_params(cfg, F.shape[1], loglam0))
+    labels = dbscan_bins_precomputed(D_flat, offsets, eps, mp)
+    boff = block_offsets(offsets)
     snr = np.asarray(rows["snr_i"], dtype=np.float64)
+    out = {k: np.zeros(m, dtype=t) for k, t in (("is_core", bool), ("in_main_cluster", bool),
+                                                  ("keep_rank", np.int64), ("n_clusters", np.int64),
+                                                  ("nn_dist", np.float64), ("usable", bool))}
     for b in range(len(sizes)):
         s, e = offsets[b], offsets[b + 1]
-        d = pairwise(X[s:e])
+        d = D_flat[boff[b]:boff[b + 1]].reshape(e - s, e - s)
         lab = labels[s:e]
-        out["min_pts"][s:e] = mp[b]
-        out["usable"][s:e] = np.isfinite(X[s:e, 0])
-        out["is_core"][s:e] = (d <= eps).sum(axis=1) >= mp[b]
+        out["usable"][s:e] = np.isfinite(np.diag(d))
+        out["is_core"][s:e] = (d <= eps).sum(axis=1) >= mp[b]       # the kernel's rule, same matrix
         off = d + np.diag(np.full(e - s, np.inf))
         out["nn_dist"][s:e] = off.min(axis=1) if e - s > 1 else np.inf
         clusters, counts = np.unique(lab[lab >= 0], return_counts=True)
@@ -205,21 +332,23 @@ def cluster_chunk(rows: dict[str, list], flux: list[np.ndarray], ivar: list[np.n
         "snr_i": pa.array(snr),
         "snr_rank": pa.array(rows["snr_rank"], pa.int64()),
         "n_clustered": pa.array(np.repeat(sizes, sizes), pa.int64()),
-        "min_pts": pa.array(out["min_pts"]),
-        "eps": pa.array(np.full(m, float(eps))),
+        "min_pts": pa.array(np.repeat(mp, sizes)),
+        "eps": pa.array(np.full(m, eps)),
         "usable": pa.array(out["usable"]),
         "cluster_label": pa.array(labels.astype(np.int64)),
         "is_core": pa.array(out["is_core"]),
         "n_clusters": pa.array(out["n_clusters"]),
         "in_main_cluster": pa.array(out["in_main_cluster"]),
-        "keep_rank": pa.array(np.where(keep_rank > 0, keep_rank, 0)),
+        "keep_rank": pa.array(keep_rank),
         "is_kept": pa.array((keep_rank > 0) & (keep_rank <= cfg.clean.cap_per_bin)),
         "nn_dist": pa.array(np.where(np.isfinite(out["nn_dist"]), out["nn_dist"], np.nan), from_pandas=True),
     })
 
 
 def iter_bin_chunks(con, cfg: Config, sql: str = SOURCE_SQL):
-    """(rows, flux, ivar) chunks of whole bins, about ``spectra.batch_spectra`` spectra each."""
+    """(rows, flux, ivar) chunks of whole bins, about ``spectra.batch_spectra`` spectra each.
+
+    ``sql`` must order by bin; ``rows`` holds every non-array column of it as lists."""
     cur = con.cursor()
     try:
         reader = cur.sql(sql).to_arrow_reader(cfg.spectra.batch_spectra)
@@ -232,12 +361,13 @@ def iter_bin_chunks(con, cfg: Config, sql: str = SOURCE_SQL):
             n = fl.type.list_size
             f = fl.flatten().to_numpy(zero_copy_only=False).reshape(-1, n)
             iv = rb.column("ivar").flatten().to_numpy(zero_copy_only=False).reshape(-1, n)
+            keys = [k for k in d if k not in ("flux", "ivar")]
             for i, b in enumerate(d["bin_id"]):
                 # emit only at a bin boundary so a bin never straddles two chunks
                 if len(flux) >= cfg.spectra.batch_spectra and rows["bin_id"][-1] != b:
                     yield rows, flux, ivar
                     rows, flux, ivar = {}, [], []
-                for k in ("bin_id", "obsid", "source_id", "snr_i", "snr_rank", "loglam0", "dloglam"):
+                for k in keys:
                     rows.setdefault(k, []).append(d[k][i])
                 flux.append(f[i])
                 ivar.append(iv[i])
@@ -258,13 +388,16 @@ def _create_target(con, target: str) -> None:
 @python_model(
     name="cln_dbscan", layer="clean", depends_on=("cln_bins", "spc_cluster_grid"),
     params=("clean.dbscan_eps", "clean.minpts_min", "clean.minpts_max", "clean.minpts_stars_per_point",
-            "clean.cap_per_bin", "clean.dist_ref_pix", "clean.min_good_pix_frac", "clean.bin_recal_order",
-            "clean.telluric_windows_aa", "spectra.sedcal_clip_nsigma", "spectra.sedcal_iterations",
-            "spectra.batch_spectra",
+            "clean.cap_per_bin", "clean.dist_ref_pix", "clean.dist_weight_floor", "clean.min_good_pix_frac",
+            "clean.bin_recal_order", "clean.bin_recal_split_aa", "clean.bin_recal_variance",
+            "clean.telluric_windows_aa",
+            "clean.sky_lines_aa", "clean.sky_halfwidth_aa", "clean.bin_recal_clip_nsigma",
+            "spectra.sedcal_iterations", "spectra.batch_spectra",
             "spectra.cluster_wave_min_aa", "spectra.cluster_wave_max_aa", "spectra.dloglam"),
     kind="table",
-    description="DBSCAN per parameter bin on the normalised recalibrated spectra (paper §2.4): cluster "
-                "label, core flag, main cluster and the capped keep flag of every clustered spectrum.",
+    description="DBSCAN per parameter bin on a noise-debiased distance matrix of the normalised, "
+                "recalibrated spectra (paper §2.4): cluster label, core flag, main cluster and the "
+                "capped keep flag of every clustered spectrum.",
     grain="one row per obsid of cln_bins",
     tests="unique(obsid); not_null(bin_id, obsid, cluster_label, is_kept); range(min_pts, 1, 100)",
 )

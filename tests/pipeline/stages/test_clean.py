@@ -57,10 +57,10 @@ def con():
         ["obsid", "source_id", "class", "teff_k", "logg_dex", "mh_dex", "snr_i", "label_source"])
     con.register("t", t)
     con.execute("create table lbl_labelled_sample as select * from t")
-    ivar = np.full_like(flux, 1.0)
+    ivar = np.full_like(flux, 1.0 / (0.005 * 50.0) ** 2)   # the noise _spectra draws
     ivar[0, :5] = 0.0                                   # a masked pixel must not make a spectrum an outlier
     spc = pa.table({"obsid": t["obsid"], "n_good_pix": (ivar > 0).sum(axis=1), "n_pix": [NPIX] * len(rows),
-                    "loglam0": [LOGLAM0] * len(rows), "dloglam": [1e-4] * len(rows),
+                    "rv_kms": [10.0] * len(rows), "loglam0": [LOGLAM0] * len(rows), "dloglam": [1e-4] * len(rows),
                     "flux": pa.FixedSizeListArray.from_arrays(pa.array(flux.ravel()), NPIX),
                     "ivar": pa.FixedSizeListArray.from_arrays(pa.array(ivar.ravel()), NPIX)})
     con.register("spc", spc)
@@ -103,15 +103,18 @@ def test_dbscan_drops_outliers_and_caps_the_main_cluster(con):
     assert kept == [90, 80, 70, 60, 50, 40, 30]         # the 7 highest-S/N core members
 
 
-def test_labels_match_sklearn_on_the_same_embedding(con):
-    flux = np.asarray([r[0] for r in con.execute(
-        "select s.flux from cln_bins b join spc_cluster_grid s using (obsid) "
-        "where bin_id like 't3500%' order by snr_rank").fetchall()])
-    X = clean.embed_bin(flux, np.ones_like(flux), CFG, NPIX, LOGLAM0 + 1e-4 * np.arange(NPIX))
-    want = DBSCAN(eps=CFG.clean.dbscan_eps, min_samples=3).fit_predict(X)
-    got = [r[0] for r in con.execute("select cluster_label from cln_dbscan where bin_id like 't3500%' "
-                                     "order by snr_rank").fetchall()]
-    assert list(want) == got
+def test_labels_match_sklearn_on_the_same_distances(con):
+    got = con.execute("select s.flux, s.ivar, d.cluster_label, d.is_core, d.nn_dist from cln_bins b "
+                      "join spc_cluster_grid s using (obsid) join cln_dbscan d using (obsid) "
+                      "where b.bin_id like 't3500%' order by b.snr_rank").fetchall()
+    flux, ivar = (np.asarray([r[k] for r in got]) for k in (0, 1))
+    D = clean.bin_distances(flux, ivar, CFG, LOGLAM0 + 1e-4 * np.arange(NPIX), np.full(len(got), 10.0))
+    db = DBSCAN(eps=CFG.clean.dbscan_eps, min_samples=3, metric="precomputed").fit(D)
+    assert list(db.labels_) == [r[2] for r in got]
+    core = np.zeros(len(got), bool)
+    core[db.core_sample_indices_] = True
+    assert list(core) == [r[3] for r in got]
+    np.testing.assert_allclose([r[4] for r in got], np.sort(D, axis=1)[:, 1])
 
 
 def test_unsettled_bins_go_to_the_inspection_queue(con):
@@ -151,10 +154,15 @@ def test_min_pts_rule_spans_2_to_5():
 
 def test_unusable_spectra_are_noise_not_errors():
     f = np.ones((3, 50))
-    iv = np.ones((3, 50))
+    iv = np.full((3, 50), 1e6)
     iv[2, :40] = 0                                      # 20% good pixels < min_good_pix_frac
-    X = clean.embed_bin(f, iv, DEFAULT, 50)
-    assert np.isfinite(X[:2]).all() and np.isnan(X[2]).all()
+    y, w = clean.prepare_bin(f, iv, DEFAULT)
+    assert (w[:2] > 0).all() and (w[2] == 0).all() and np.isfinite(y).all()
+    D = clean.bin_distances(f, iv, DEFAULT)
+    assert np.isfinite(D[:2, :2]).all() and np.isinf(D[2]).all() and np.isinf(D[:, 2]).all()
+
+
+QUIET = 1e10        # ivar of a noise-free test spectrum: distances are then the plain (scaled) Euclidean
 
 
 def test_telluric_pixels_do_not_count_in_distances():
@@ -163,10 +171,23 @@ def test_telluric_pixels_do_not_count_in_distances():
     assert 0 < tell.sum() < NPIX
     f = np.ones((2, NPIX)) + 0.1 * np.sin(np.arange(NPIX))[None, :]
     f[1, tell] *= 0.5                                    # deep, variable telluric absorption
-    X = clean.embed_bin(f, np.ones_like(f), CFG, NPIX, loglam)
-    assert np.linalg.norm(X[0] - X[1]) < 1e-6
-    X = clean.embed_bin(f, np.ones_like(f), CFG, NPIX, None)
-    assert np.linalg.norm(X[0] - X[1]) > 1
+    iv = np.full_like(f, QUIET)
+    assert clean.bin_distances(f, iv, CFG, loglam)[0, 1] < 1e-3
+    assert clean.bin_distances(f, iv, CFG, None)[0, 1] > 1
+
+
+def test_sky_lines_are_masked_where_the_rv_puts_them_in_the_rest_frame():
+    loglam = np.log10(5500.0) + 1e-4 * np.arange(400)     # 5500-6000 AA: [O I] 5578.9, Na D
+    rv = np.array([0.0, 300.0])
+    m = clean.sky_mask(loglam, rv, DEFAULT)
+    wave = 10 ** loglam
+    hw = DEFAULT.clean.sky_halfwidth_aa
+    for i, v in enumerate(rv):
+        rest = 5578.9 / (1 + v / clean.C_KMS)
+        assert m[i, np.abs(wave - rest) < hw - 0.5].all()
+        assert not m[i, (np.abs(wave - rest) > hw + 2) & (wave < 5800)].any()
+    assert clean.sky_mask(loglam, None, DEFAULT) is None
+    assert clean.sky_mask(loglam, rv, DEFAULT.with_overrides({"clean.sky_halfwidth_aa": 0.0})) is None
 
 
 def test_bin_recalibration_removes_smooth_shape_but_not_a_broken_segment():
@@ -174,12 +195,50 @@ def test_bin_recalibration_removes_smooth_shape_but_not_a_broken_segment():
     base = 1 + 0.3 * np.sin(np.linspace(0, 30, NPIX))
     f = np.vstack([base * (1 + 0.2 * x ** 3), base * (1 - 0.15 * x + 0.1 * x ** 2), base.copy(), base.copy()])
     f[3, 80:130] *= 0.1
-    X = clean.embed_bin(f, np.ones_like(f), CFG, NPIX)
-    d = clean.pairwise(X)
+    iv = np.full_like(f, QUIET)
+    d = clean.bin_distances(f, iv, CFG)
     assert d[0, 1] < 0.1 and d[0, 2] < 0.1               # calibration shapes are gone
     assert d[3, 2] > 3                                   # the collapsed segment is not
-    off = clean.embed_bin(f, np.ones_like(f), CFG.with_overrides({"clean.bin_recal_order": 0}), NPIX)
-    assert clean.pairwise(off)[0, 2] > 1
+    off = clean.bin_distances(f, iv, CFG.with_overrides({"clean.bin_recal_order": 0}))
+    assert off[0, 2] > 1
+
+
+def test_each_arm_gets_its_own_polynomial_so_a_join_step_is_removed():
+    loglam = np.log10(5000.0) + 1e-4 * np.arange(3000)  # 5000-9965 AA, join at 5800
+    wave = 10 ** loglam
+    base = 1 + 0.3 * np.sin(np.linspace(0, 90, wave.size))
+    step = 1 + 0.04 * (wave > 5800)                       # blue/red arm flux mismatch
+    f = np.vstack([base, base * step])
+    iv = np.full_like(f, QUIET)
+    cfg = DEFAULT.with_overrides({"clean.sky_halfwidth_aa": 0.0, "clean.telluric_windows_aa": []})
+    assert clean.bin_distances(f, iv, cfg, loglam)[0, 1] < 0.05
+    assert clean.bin_distances(f, iv, cfg.with_overrides({"clean.bin_recal_split_aa": 0.0}), loglam)[0, 1] > 0.3
+
+
+def test_distance_measures_the_stars_not_the_photon_noise():
+    """Clean same-bin pairs at S/N 20 sit ~eps apart from noise alone in plain Euclidean distance;
+    the debiased distance is near their noise-free distance, a broken segment or a wrong RV stays far."""
+    rng = np.random.default_rng(7)
+    n = 3000
+    loglam = np.log10(6000.0) + 1e-4 * np.arange(n)
+    wave = 10 ** loglam
+    lines = sum(0.4 * np.exp(-0.5 * ((wave - c) / 3.0) ** 2) for c in np.linspace(6050, 11900, 120))
+    star = 1 - lines
+    shifted = 1 - sum(0.4 * np.exp(-0.5 * ((wave - c * (1 + 150 / clean.C_KMS)) / 3.0) ** 2)
+                      for c in np.linspace(6050, 11900, 120))    # 150 km/s wrong RV: ~2 px
+    cfg = DEFAULT.with_overrides({"clean.telluric_windows_aa": [], "clean.sky_halfwidth_aa": 0.0})
+    truth = np.vstack([star, star, star, shifted])
+    truth[2, 1000:1300] *= 0.15                                  # broken segment
+    sig = 1 / 20.0
+    f = truth + sig * rng.standard_normal(truth.shape)
+    iv = np.full_like(f, 1 / sig ** 2)
+    D = clean.bin_distances(f, iv, cfg, loglam, np.zeros(4))
+    y, w = clean.prepare_bin(f, iv, cfg, loglam, np.zeros(4))
+    n_ref = clean.reference_n_pix(cfg)
+    plain = np.sqrt(((y[0] - y[1]) ** 2).sum() * n_ref / n)
+    assert plain > 3 * cfg.clean.dbscan_eps                      # noise alone: eps = 1 could never join them
+    assert D[0, 1] < 0.5 * cfg.clean.dbscan_eps
+    assert D[0, 2] > 5 and D[0, 3] > 3
 
 
 @pytest.fixture(scope="module")
@@ -207,10 +266,15 @@ def test_cleaning_accuracy_on_tiny_within_scaled_tolerances(tiny):
     def floor(p, n):                                   # target minus two binomial sigmas at this n
         return p - 2 * np.sqrt(p * (1 - p) / n)
 
+    # issue 5's targets at tiny's size: defect recall >= 0.9, clean eligible spectra kept >= 0.8
     assert m["n_defective"] > 0 and m["defect_recall"] >= floor(0.9, m["n_defective"])
-    if m["n_resolvable_clean"]:
-        assert m["kept_fraction_resolvable"] >= floor(0.8, m["n_resolvable_clean"])
-    assert m["accepted_purity"] != m["accepted_purity"] or m["accepted_purity"] >= 0.8
+    for kind, n in m["n_by_defect"].items():
+        if n:
+            assert m["recall_by_defect"][kind] >= floor(0.9, n), kind
+    assert m["n_eligible_clean"] > 0
+    assert m["kept_fraction_eligible"] >= floor(0.8, m["n_eligible_clean"])
+    assert m["accepted_purity"] >= 0.9
+    assert m["n_kept"] > 0 and m["kept_defective_fraction"] <= 0.1
     # the rest frame is sub-pixel right (§2.3.1): a sign or scale error in the shift would leave
     # ~2 x rv (tens of km/s) in the spectra; what the cross-correlation still sees is a fraction of a pixel
     px_kms = 299792.458 * np.log(10) * cfg.spectra.dloglam
