@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   := demo
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench example clean
 
 install: $(STAMP)
 
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/mgold bench
+
+# the committed warehouse.duckdb.example: the tiny preset built end to end, spectra cut (pipeline/example.py)
+example: $(STAMP)
+	rm -rf build/example && $(BIN)/mgold build --preset tiny -w build/example/tiny.duckdb
+	$(BIN)/python -m mgold.pipeline.example build/example/tiny.duckdb warehouse.duckdb.example
 
 clean:
 	rm -rf $(VENV) $(DEMO) bench/results/*.json

@@ -59,9 +59,11 @@ def preset_config(preset: str, seed: int | None = None, sets: list[str] | None =
 def _manifest_fresh(manifest: Path, cfg: Config, fmt: str) -> bool:
     if not manifest.exists():
         return False
+    from .synth.make import generator_version
+
     m = json.loads(manifest.read_text())
     want = {k: v for k, v in cfg.flat().items() if k.startswith("synth.")}
-    return m.get("format") == fmt and m.get("config") == want
+    return m.get("format") == fmt and m.get("config") == want and m.get("generator") == generator_version()
 
 
 def build(warehouse: Path, *, preset: str | None = None, inputs: Path | None = None,
@@ -118,14 +120,12 @@ def build(warehouse: Path, *, preset: str | None = None, inputs: Path | None = N
     # -- models, layer by layer ---------------------------------------------
     con = connect(warehouse)
     try:
-        current = {"layer": None, "t0": time.perf_counter()}
-
         def on_event(res) -> None:
-            if res.layer != current["layer"]:
-                if current["layer"] is not None:
-                    summary.stage_seconds[current["layer"]] = time.perf_counter() - current["t0"]
-                current.update(layer=res.layer, t0=time.perf_counter())
+            # a layer's time is the sum of its models' build times (events arrive after each model)
+            if res.layer not in summary.stage_seconds:
+                summary.stage_seconds[res.layer] = 0.0
                 echo(f"[{res.layer}]")
+            summary.stage_seconds[res.layer] += res.seconds
             rows = "" if res.rows is None else f"{res.rows:,d} rows"
             echo(f"  {res.name:<32s} {res.status:<7s} {rows:>14s} {res.seconds:6.1f} s")
             if res.rows is not None:
@@ -134,8 +134,6 @@ def build(warehouse: Path, *, preset: str | None = None, inputs: Path | None = N
         until_layer = until if until in runner.LAYERS else None
         results = runner.run(con, cfg, until_layer=until_layer, on_event=on_event,
                              run_id=summary.run_id)
-        if current["layer"] is not None:
-            summary.stage_seconds[current["layer"]] = time.perf_counter() - current["t0"]
         failed = [r for r in results if r.status == "failed"]
         if failed:
             r = failed[0]

@@ -19,13 +19,12 @@ from duckdb.sqltypes import DOUBLE, FLOAT, INTEGER
 
 from mgold.pipeline.config import DEFAULT, Config
 
+from . import UDF_NAMES  # noqa: F401  (re-exported: the names of the functions created below)
 from .arrow import resample_arrow, rv_shift_arrow, sed_recalibrate_arrow
 
 FLOAT_LIST = duckdb.list_type(FLOAT)
 SPECTRUM = duckdb.struct_type({"flux": FLOAT_LIST, "ivar": FLOAT_LIST})
 RECALIBRATED = duckdb.struct_type({"flux": FLOAT_LIST, "ivar": FLOAT_LIST, "coeffs": duckdb.list_type(DOUBLE)})
-
-UDF_NAMES = ("rv_shift", "resample", "rest_frame_resample", "sed_recalibrate")
 
 
 def register_udfs(con: duckdb.DuckDBPyConnection, config: Config = DEFAULT) -> None:

@@ -209,9 +209,13 @@ def query(
 ) -> None:
     """Run ad-hoc SQL against the warehouse (read-only when possible, config values
     bound as getvariable('section.key')); print a table or write CSV / Parquet.
+    The spectral UDFs (rv_shift, resample, rest_frame_resample, sed_recalibrate)
+    are available when the query calls them.
 
     Example: mgold sql query "select data_v, count(*) from landing.lamost_headers group by 1" -w w.duckdb
     """
+    from mgold.udfs import calls_udf
+
     from ..runner import bind_config
 
     if csv and parquet:
@@ -219,6 +223,10 @@ def query(
     cfg = _config(set_)
     con = _open(warehouse, read_only=True)
     bind_config(con, cfg)
+    if calls_udf(sql):
+        from mgold.udfs.register import register_udfs
+
+        register_udfs(con, cfg)
     try:
         rel = con.sql(sql)
         if rel is None:

@@ -15,6 +15,12 @@ i.e. the rows of ``cln_dbscan``):
 - *eligible clean spectra*: clean spectra (no injected defect) in bins holding at
   least min_pts clean spectra, i.e. bins where DBSCAN could form a cluster of
   clean spectra at all. *kept fraction* = eligible clean spectra accepted.
+- *label-accurate* eligible clean spectra: those whose transferred labels are
+  within one bin step of the truth in all three parameters (|dTeff| <= bin_teff_k,
+  |dlog g| <= bin_logg_dex, |d[M/H]| <= bin_mh_dex). "Clean" above means only "no
+  injected defect": about half of those carry catalogue label errors larger than a
+  bin, and a spectrum that does not match its labels is what the cleaning exists to
+  drop (the golden sample's labels must be precise). Both fractions are reported.
 - *noise-free ceiling*: the kept fraction DBSCAN (same eps and minPts) reaches on
   the eligible clean spectra of a bin when each is replaced by its star's
   noise-free intrinsic spectrum from the generator, with the same masks,
@@ -58,8 +64,13 @@ def evaluate(con, cfg: Config | None = None) -> dict:
     cfg = built_config(con) if cfg is None else cfg
     rows = con.execute("""
         select d.bin_id, d.obsid, d.min_pts, d.in_main_cluster, d.is_kept, d.n_clusters,
-               coalesce(t.defect, 'none') as defect, d.snr_i
-        from cln_dbscan d left join truth.spectra t using (obsid)""").fetchall()
+               coalesce(t.defect, 'none') as defect, d.snr_i,
+               abs(l.teff_k - st.teff_k) <= ? and abs(l.logg_dex - st.logg_dex) <= ?
+                   and abs(l.mh_dex - st.mh_dex) <= ? as label_accurate
+        from cln_dbscan d left join truth.spectra t using (obsid)
+        left join lbl_labelled_sample l using (obsid)
+        left join truth.stars st on st.star_id = t.star_id""",
+                       [cfg.clean.bin_teff_k, cfg.clean.bin_logg_dex, cfg.clean.bin_mh_dex]).fetchall()
     if not rows:
         raise ValueError("cln_dbscan is empty: nothing to evaluate (build the clean layer first)")
     bins = np.array([r[0] for r in rows], dtype=object)
@@ -69,6 +80,7 @@ def evaluate(con, cfg: Config | None = None) -> dict:
     clustered_bin = np.array([r[5] > 0 for r in rows])
     defect = np.array([r[6] for r in rows], dtype=object)
     snr = np.array([r[7] for r in rows], dtype=float)
+    label_accurate = np.array([bool(r[8]) for r in rows])
     is_bad = np.isin(defect, CAUGHT)
     is_clean = defect == CLEAN
     n_clean_in_bin = {b: 0 for b in set(bins)}
@@ -94,6 +106,9 @@ def evaluate(con, cfg: Config | None = None) -> dict:
         "n_eligible_clean": int(eligible.sum()),
         "kept_fraction_eligible": frac(eligible & accepted, eligible),
         "kept_fraction_noise_free_ceiling": frac(ceiling, eligible),
+        "n_eligible_label_accurate": int((eligible & label_accurate).sum()),
+        "kept_fraction_label_accurate": frac(eligible & label_accurate & accepted, eligible & label_accurate),
+        "kept_fraction_label_inaccurate": frac(eligible & ~label_accurate & accepted, eligible & ~label_accurate),
         "kept_fraction_by_snr": {f"{lo:g}-{hi:g}": (frac(eligible & accepted & (snr >= lo) & (snr < hi),
                                                          eligible & (snr >= lo) & (snr < hi)),
                                                     frac(ceiling & (snr >= lo) & (snr < hi),
@@ -250,6 +265,8 @@ def format_report(m: dict) -> str:
         f"  clean eligible spectra accepted   {m['kept_fraction_eligible']:.3f}  of {m['n_eligible_clean']}"
         f"  (eps {m['eps']:g})",
         f"    noise-free ceiling at this eps  {m['kept_fraction_noise_free_ceiling']:.3f}",
+        f"    label-accurate ones (within a bin of truth) {m['kept_fraction_label_accurate']:.3f}  of "
+        f"{m['n_eligible_label_accurate']}; the others {m['kept_fraction_label_inaccurate']:.3f}",
         "    by S/N_i: " + ", ".join(f"{k} {v[0]:.2f} (ceiling {v[1]:.2f}) of {v[2]}"
                                      for k, v in m["kept_fraction_by_snr"].items() if v[2]),
         f"  noise sd of D^2, clean same-bin pairs: median {m['clean_pair_noise_sd_d2'][0]:.2f}, "

@@ -2,7 +2,8 @@
 
 Layout of ``out``::
 
-    manifest.json        preset, seed, format, flat synth config, files [{kind, path}], truth [paths]
+    manifest.json        preset, seed, format, generator hash, flat synth config, files [{kind, path}],
+                         truth [paths]
     lamost/              spectra: Parquet batches, or one DR9+/DR13 FITS file per spectrum
     catalogs/            one file per catalogue kind (FITS, CSV or Parquet, like the real ones)
     truth/*.parquet      stars, spectra, injected_offsets, label_rows: evaluation only
@@ -14,6 +15,7 @@ seed and preset.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -103,6 +105,16 @@ def write_spectra(cfg: Config, out: Path, fmt: str, stars: dict, visits: dict) -
     return files
 
 
+def generator_version() -> str:
+    """sha256 of the generator's own files (code + fitted coefficients): a changed generator
+    makes an existing universe stale, like a changed ``synth.*`` value does."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for path in sorted(p for p in here.iterdir() if p.suffix in (".py", ".json", ".npz")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 def make(cfg: Config, out: Path, fmt: str = "parquet") -> Path:
     """Write the universe of ``cfg.synth`` to ``out`` in ``fmt``; returns the manifest path."""
     if fmt not in FORMATS:
@@ -128,7 +140,7 @@ def make(cfg: Config, out: Path, fmt: str = "parquet") -> Path:
     files += [_write_catalog(out, kind, cols) for kind, cols in tables.items()]
 
     truth = write_truth(out, s, stars, visits, label_truth)
-    manifest = {"preset": s.preset, "seed": s.seed, "format": fmt,
+    manifest = {"preset": s.preset, "seed": s.seed, "format": fmt, "generator": generator_version(),
                 "config": {k: v for k, v in cfg.flat().items() if k.startswith("synth.")},
                 "files": files, "truth": truth}
     path = out / "manifest.json"

@@ -132,3 +132,23 @@ def test_read_commands_never_create_a_warehouse(tmp_path):
     assert res.exit_code == 1 and "no warehouse at" in res.stderr
     assert invoke("status", "-w", str(missing)).exit_code == 0
     assert not missing.exists()
+
+
+def test_query_can_call_the_spectral_udfs(warehouse):
+    con = duckdb.connect(str(warehouse))
+    con.execute("create table spectra as select 1::bigint obsid, [1, 2, 3, 4, 5, 6]::float[] flux, "
+                "[1, 1, 1, 1, 1, 1]::float[] ivar, 3.6::double loglam0, 1e-4::double dloglam")
+    con.close()
+    res = invoke("query", "select len(rv_shift(flux, ivar, loglam0, dloglam, 0.0).flux) n from spectra",
+                 "-w", str(warehouse))
+    assert res.exit_code == 0, res.output
+    assert res.stdout.split()[-1] == "6"
+    plain = invoke("query", "select 'resample is only a word here' as s", "-w", str(warehouse))
+    assert plain.exit_code == 0 and "resample is only" in plain.stdout
+
+
+def test_calls_udf_sees_calls_not_words():
+    from mgold.udfs import calls_udf
+
+    assert calls_udf("select RV_SHIFT (flux, ivar, a, b, 1.0) from t")
+    assert not calls_udf("select rv_shift_kms from t")

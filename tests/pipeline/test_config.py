@@ -38,3 +38,20 @@ def test_parse_assignment_requires_equals():
     with pytest.raises(ValueError):
         parse_assignment("select.snr_i_min")
     assert parse_assignment("a.b=1.5") == ("a.b", 1.5)
+
+
+def test_config_doc_lists_every_key_and_has_not_drifted():
+    from mgold.pipeline.config_doc import DOC_PATH, config_markdown
+
+    text = config_markdown()
+    missing = [k for k in DEFAULT.flat() if f"| `{k}` |" not in text]
+    assert not missing, missing
+    assert DOC_PATH.read_text() == text, "docs/config.md drifted: run .venv/bin/python -m mgold.pipeline.config_doc"
+
+
+def test_config_doc_reads_trailing_and_block_comments():
+    from mgold.pipeline.config_doc import _field_comments
+    from mgold.pipeline.config import IngestConfig, SelectConfig
+
+    assert _field_comments(IngestConfig)["workers"] == "processes reading FITS files in parallel"
+    assert _field_comments(SelectConfig)["snr_i_min"] == "paper §2.1"

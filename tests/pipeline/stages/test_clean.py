@@ -273,6 +273,8 @@ def test_cleaning_accuracy_on_tiny_within_scaled_tolerances(tiny):
             assert m["recall_by_defect"][kind] >= floor(0.9, n), kind
     assert m["n_eligible_clean"] > 0
     assert m["kept_fraction_eligible"] >= floor(0.8, m["n_eligible_clean"])
+    if m["n_eligible_label_accurate"]:
+        assert m["kept_fraction_label_accurate"] >= floor(0.8, m["n_eligible_label_accurate"])
     assert m["accepted_purity"] >= 0.9
     assert m["n_kept"] > 0 and m["kept_defective_fraction"] <= 0.1
     # the rest frame is sub-pixel right (§2.3.1): a sign or scale error in the shift would leave
