@@ -16,13 +16,13 @@ from mgold.pipeline.config import DEFAULT, Config
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"synth.n_stars": 2500, "synth.spectra_per_file": 2000},
     "demo": {"synth.n_stars": 16000},
-    # 5.25% of stars end up labelled after the S/N, photometry/ruwe/variable, CMD-box and
+    # 6.4% of stars end up labelled after the S/N, photometry/ruwe/variable, CMD-box and
     # delta-vs-StarHorse cuts (measured with the default noise, StarHorse ~140 K at G = 14:
-    # 2,582 of 48,000 and 4,974 of 96,000 stars; 863 of 16,000 on demo), so ~860k stars
-    # (~1.34M spectra) give ~45k (§2.2); per spectrum (3.3%) that is close to the paper's
-    # ~45k out of >1M DR11 M spectra
-    "paper": {"synth.n_stars": 860000},
-    # a 400k-star universe (~21k labelled) plus unlabelled stars up to ~900,000 spectra (§4)
+    # 1,022 of 16,000 on demo; it scaled linearly from 16k to 96k stars before the C* fix of
+    # the generator raised it from 5.3%), so ~705k stars (~1.1M spectra) give ~45k (§2.2);
+    # per spectrum (4%) that is close to the paper's ~45k out of ~0.9-1M DR11 M spectra
+    "paper": {"synth.n_stars": 705000},
+    # a 400k-star universe (~25k labelled) plus unlabelled stars up to ~900,000 spectra (§4)
     "dr11": {"synth.n_stars": 400000, "synth.n_dr11_spectra": 280000},
 }
 

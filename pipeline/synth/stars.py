@@ -57,9 +57,12 @@ def dust_av(cfg: SynthConfig, dist_pc: np.ndarray, sin_b: np.ndarray, rng) -> np
 
 
 def bp_rp_excess_expected(bp_rp_mag: np.ndarray) -> np.ndarray:
-    """Riello et al. (2021) C(BP-RP) polynomial for 0.5 <= BP-RP < 4."""
-    x = np.clip(bp_rp_mag, 0.5, 4.0)
-    return 1.154360 + 0.033772 * x + 0.032277 * x * x
+    """Riello et al. (2021) Table 2: BP/RP flux excess of a well-behaved source of this colour."""
+    x = np.asarray(bp_rp_mag, dtype=float)
+    return np.select([x < 0.5, x < 4.0],
+                     [1.154360 + 0.033772 * x + 0.032277 * x ** 2,
+                      1.162004 + 0.011464 * x + 0.049255 * x ** 2 - 0.005879 * x ** 3],
+                     1.057572 + 0.140537 * x)
 
 
 def bp_rp_excess_sigma(g_mag: np.ndarray) -> np.ndarray:

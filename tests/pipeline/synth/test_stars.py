@@ -49,3 +49,27 @@ def test_same_seed_same_stars_other_seed_differs():
     b = make_stars(config_for("tiny", seed=1).synth)
     c = make_stars(config_for("tiny", seed=2).synth)
     assert np.array_equal(a["teff_k"], b["teff_k"]) and not np.array_equal(a["teff_k"], c["teff_k"])
+
+
+def test_unblended_stars_pass_the_pipelines_bp_rp_excess_cut_at_every_colour(stars):
+    """The generator's C(BP-RP) and stg_gaia's Riello et al. (2021) polynomial agree on all three
+    colour ranges: well-behaved red stars (M giants reach BP-RP ~ 4) must not look blended."""
+    import duckdb
+
+    from mgold.pipeline.runner import compile_model_sql
+    from mgold.pipeline.sqlmodel import load_models
+
+    con = duckdb.connect()
+    con.execute("create schema landing")
+    con.register("s", {"source_id": stars["source_id"], "g_mag": stars["g_mag"], "bp_mag": stars["bp_mag"],
+                       "rp_mag": stars["rp_mag"], "bp_rp_excess_factor": stars["bp_rp_excess_factor"]})
+    con.execute("""create table landing.gaia as select source_id, 0.0 ra_deg, 0.0 dec_deg, null::double ref_epoch_yr,
+                   1.0 parallax_mas, 0.1 parallax_error_mas, 0.0 pmra_masyr, 0.0 pmdec_masyr, g_mag, bp_mag, rp_mag,
+                   1.0 ruwe, bp_rp_excess_factor from s""")
+    rows = con.execute(f"""select floor(bp_rp_mag) as colour_bin, count(*),
+                              avg((abs(c_star) < 3 * c_star_sigma)::int)
+                           from ({compile_model_sql(load_models()['stg_gaia'])}) group by 1 order by 1""").fetchall()
+    for colour_bin, n, passing in rows:
+        if n >= 50:
+            # 2% of the universe is blended by construction (pipeline/synth/stars.py)
+            assert passing > 0.95, (colour_bin, n, passing)
