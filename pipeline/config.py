@@ -23,6 +23,10 @@ from typing import Any
 @dataclass(frozen=True)
 class IngestConfig:
     workers: int = 2                 # processes reading FITS files in parallel
+    # fewer FITS files than this are read in-process: starting the pool costs ~0.8 s on 2 cores
+    # and the parent (Parquet writing) is the bottleneck, so the pool pays from ~4,000 files
+    # (measured: 1,500 files 1.6 s serial vs 2.0 s pooled; 6,000 files 6.2 s vs 5.6 s)
+    pool_min_files: int = 4000
     spectra_per_row_group: int = 2000  # Parquet row-group size for spectra
     spectra_per_file: int = 20000    # spectra per Parquet part file
     loglinear_rtol: float = 1e-6     # tolerance when verifying a log-linear wavelength grid

@@ -6,8 +6,9 @@ gzip copies in a temp dir, then times, in this process:
 * baseline: ``astropy.io.fits.open`` + read the data array of every file (no header
   parsing beyond astropy's own, no writing): what a naive reader costs;
 * ``ingest_lamost`` on the .fits folder and on the .fits.gz folder, each into a
-  fresh warehouse, with ``ingest.workers`` processes, and the .fits folder again
-  in one process (how much the pool buys on this machine).
+  fresh warehouse, with ``ingest.workers`` processes (the pool forced on, whatever
+  ``ingest.pool_min_files`` says), and the .fits folder again in one process (how
+  much the pool buys on this machine at this batch size).
 """
 
 from __future__ import annotations
@@ -96,10 +97,12 @@ def bench_ingest(n_files: int = 2000, workers: int | None = None) -> dict:
                 np.array(h[0].data)
         t_astropy = time.perf_counter() - t0
 
+        pooled = cfg.with_overrides({"ingest.pool_min_files": 0})
+
         def timed(folder: str, n_workers: int) -> float:
             wh = root / f"w_{folder}_{n_workers}.duckdb"
             t = time.perf_counter()
-            report = ingest_lamost([root / folder], wh, cfg, workers=n_workers)
+            report = ingest_lamost([root / folder], wh, pooled, workers=n_workers)
             elapsed = time.perf_counter() - t
             if report.rows_loaded != n_files or report.rejected:
                 raise RuntimeError(f"ingest of {folder} landed {report.rows_loaded}/{n_files} "
@@ -121,4 +124,5 @@ def bench_ingest(n_files: int = 2000, workers: int | None = None) -> dict:
         "ratio_fits_ingest_over_astropy_read": round(t_astropy / t_fits, 3),
         "ratio_workers_over_1_worker": round(t_one / t_fits, 3),
         "target_fits_spectra_per_s": 500,
+        "pool_min_files": cfg.ingest.pool_min_files,
     }

@@ -59,10 +59,9 @@ from ..progress import progress
 from ..warehouse import connect, files_dir, new_run_id, record_ingest_error
 from . import IngestReport
 from .lamost_fits import (BadSpectrum, C_KMS, HEADER_COLUMNS, Spectrum, clean_pixels,
-                          init_worker, read_many, read_one)
+                          init_worker, read_many, read_one, unspill)
 
 KIND = "lamost"
-POOL_MIN_FILES = 32   # below this, starting worker processes costs more than it saves
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz")
 TABLE_SUFFIXES = (".parquet",)
 
@@ -134,7 +133,7 @@ def ingest_lamost(paths: list[Path], warehouse: Path, cfg: Config,
             fits_files = [f for f in files if not f.name.endswith(TABLE_SUFFIXES)]
             tables = [f for f in files if f.name.endswith(TABLE_SUFFIXES)]
             events = _read_fits_files(fits_files, known_sha, cfg.ingest.loglinear_rtol,
-                                      workers or cfg.ingest.workers)
+                                      workers or cfg.ingest.workers, out_dir, cfg.ingest.pool_min_files)
             seen_sha = set(known_sha)
             for path, sha, outcome in progress(events, total=len(fits_files), desc="lamost",
                                                unit="files"):
@@ -188,11 +187,12 @@ def expand_paths(paths: Iterable[Path | str]) -> tuple[list[Path], list[tuple[st
     return [found[k] for k in sorted(found)], problems
 
 
-def _read_fits_files(files: list[Path], known_sha: set[str], rtol: float,
-                     workers: int) -> Iterator[tuple[Path, str | None, Spectrum | str]]:
+def _read_fits_files(files: list[Path], known_sha: set[str], rtol: float, workers: int,
+                     spill_dir: Path, pool_min_files: int) -> Iterator[tuple[Path, str | None, Spectrum | str]]:
     """Read files in input order; with a pool, at most ``2*workers + 1`` chunks are in
-    flight, so a parent slower than its workers never buffers more than a few MB."""
-    if workers <= 1 or len(files) < POOL_MIN_FILES:
+    flight, so a parent slower than its workers never buffers more than a few MB. Pool
+    workers hand the arrays over through spill files in ``spill_dir`` (see read_many)."""
+    if workers <= 1 or len(files) < max(pool_min_files, 2):
         init_worker(known_sha, rtol)
         yield from map(read_one, files)
         return
@@ -204,13 +204,13 @@ def _read_fits_files(files: list[Path], known_sha: set[str], rtol: float,
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["mgold.pipeline.ingest.lamost_fits"])
     with ctx.Pool(workers, initializer=init_worker, initargs=(known_sha, rtol)) as pool:
-        pending = deque(pool.apply_async(read_many, (c,))
+        pending = deque(pool.apply_async(read_many, (c, spill_dir))
                         for c in itertools.islice(chunks, 2 * workers + 1))
         while pending:
-            done = pending.popleft().get()
+            done = unspill(*pending.popleft().get())
             nxt = next(chunks, None)
             if nxt is not None:
-                pending.append(pool.apply_async(read_many, (nxt,)))
+                pending.append(pool.apply_async(read_many, (nxt, spill_dir)))
             yield from done
 
 

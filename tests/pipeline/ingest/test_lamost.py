@@ -326,17 +326,58 @@ def test_parts_rotate_and_row_groups_follow_config(inbox, warehouse):
     assert query(warehouse, "select count(distinct obsid) from landing.lamost_spectra") == [(7,)]
 
 
+POOLED = DEFAULT.with_overrides({"ingest.pool_min_files": 8})
+
+
 def test_two_worker_pool_gives_the_same_rows_as_one_process(tmp_path):
     folder = tmp_path / "many"
     folder.mkdir()
-    for obsid in range(1, lamost.POOL_MIN_FILES + 5):
+    for obsid in range(1, 40):
         dr8(folder, obsid)
     truncate(folder / "spec-1.fits", folder / "spec-cut.fits")
     r1 = ingest(folder, tmp_path / "one.duckdb", workers=1)
-    r2 = ingest(folder, tmp_path / "two.duckdb", workers=2)
+    r2 = ingest(folder, tmp_path / "two.duckdb", POOLED, workers=2)
     assert dataclasses.astuple(r1)[:5] == dataclasses.astuple(r2)[:5]
-    sql = "select obsid, md5(flux::varchar) from landing.lamost_spectra order by obsid"
+    sql = ("select obsid, md5(flux::varchar), md5(ivar::varchar), md5(pixmask::varchar) "
+           "from landing.lamost_spectra order by obsid")
     assert query(tmp_path / "one.duckdb", sql) == query(tmp_path / "two.duckdb", sql)
+    # the workers' spill files (see read_many) are all read back and deleted
+    assert not list(spectra_dir(tmp_path / "two.duckdb").glob(".spill-*"))
+
+
+def test_a_batch_below_pool_min_files_is_read_in_process(tmp_path, monkeypatch):
+    for obsid in range(1, 6):
+        dr8(tmp_path / "few", obsid)
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool was started for 5 files")
+
+    monkeypatch.setattr(lamost.mp, "get_context", no_pool)
+    report = ingest(tmp_path / "few", tmp_path / "w.duckdb", workers=2)
+    assert report.rows_loaded == 5
+
+
+def test_spilled_chunk_reads_back_the_same_arrays_and_keeps_rejections(tmp_path):
+    from mgold.pipeline.ingest.lamost_fits import init_worker, read_many, unspill
+
+    for obsid in (1, 2, 3):
+        dr8(tmp_path, obsid)
+    truncate(tmp_path / "spec-2.fits", tmp_path / "spec-cut.fits")
+    files = sorted(tmp_path.glob("*.fits"))
+    init_worker(set(), DEFAULT.ingest.loglinear_rtol)
+    plain, none = read_many(files)
+    spilled, spill = read_many(files, tmp_path)
+    assert none is None and spill is not None and Path(spill[0]).exists()
+    back = unspill(spilled, spill)
+    assert not Path(spill[0]).exists()
+    assert [type(r[2]) for r in back] == [type(r[2]) for r in plain]
+    for (_, _, a), (_, _, b) in zip(plain, back):
+        if isinstance(a, str):
+            assert a == b                                # the rejection reason rides along
+            continue
+        for attr in ("flux", "ivar", "pixmask"):
+            np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr))
+        assert a.header == b.header
 
 
 def test_crash_before_commit_leaves_the_warehouse_intact(inbox, warehouse, tmp_path, monkeypatch):
@@ -482,7 +523,7 @@ def test_parquet_table_with_a_wrongly_typed_column_is_rejected_by_name(inbox, wa
 def test_ingest_benchmark_reports_throughput_and_ratios():
     from mgold.pipeline.bench import discover
 
-    figures = discover()["ingest"](n_files=lamost.POOL_MIN_FILES + 8)
+    figures = discover()["ingest"](n_files=40)
     for key in ("fits_spectra_per_s", "fits_gz_spectra_per_s", "astropy_read_only_spectra_per_s",
                 "ratio_fits_gz_over_fits", "ratio_fits_ingest_over_astropy_read"):
         assert figures[key] > 0, key
