@@ -46,6 +46,12 @@ class BuildSummary:
             out += [f"  {m:<32s} {n:>10,d}" for m, n in self.rows.items()]
         if self.ingest_rejected:
             out.append(f"ingest rejected {self.ingest_rejected} file(s)/row(s): see meta.ingest_errors")
+        w = f"-w {self.warehouse}"
+        if "lbl_labelled_sample" in self.rows:
+            out.append(f"next: mgold report labels {w}   (counts per source, offsets, accuracy)")
+        if "cln_kept" in self.rows:
+            out += [f"      mgold report clean {w}    (cleaning accuracy vs truth)",
+                    f"      mgold inspect list {w}    (bins waiting for a person)"]
         return out
 
 
