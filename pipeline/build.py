@@ -9,6 +9,7 @@ swaps in atomically: a failed stage leaves the last good relations in place.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -164,6 +165,8 @@ def ingest_inputs(inputs: Path, warehouse: Path, cfg: Config) -> int:
         raise BuildError(f"stage ingest failed: inputs folder {inputs} does not exist")
     if not manifest.exists():
         return ingest_lamost([inputs], warehouse, cfg).rejected
+    universe = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    _forget_other_universe(warehouse, universe, inputs)
     m = json.loads(manifest.read_text())
     by_kind: dict[str, list[Path]] = {}
     for entry in m["files"]:
@@ -174,12 +177,58 @@ def ingest_inputs(inputs: Path, warehouse: Path, cfg: Config) -> int:
             rejected += ingest_lamost(paths, warehouse, cfg).rejected
         else:
             rejected += ingest_catalog(kind, paths, warehouse).rejected
-    if m.get("truth"):
-        from .synth.truth import load_truth
+    con = connect(warehouse)
+    try:
+        if m.get("truth"):
+            from .synth.truth import load_truth
 
-        con = connect(warehouse)
-        try:
             load_truth(con, inputs)
-        finally:
-            con.close()
+        con.execute("begin")
+        con.execute("delete from meta.universe")
+        con.execute("insert into meta.universe values (?, ?)", [universe, str(inputs)])
+        con.execute("commit")
+    finally:
+        con.close()
     return rejected
+
+
+def _forget_other_universe(warehouse: Path, universe: str, inputs: Path) -> None:
+    """A warehouse holds one synthetic universe. When the inputs' manifest is not the one
+    it was built from (a --set, a new seed, a changed generator), the old landing data
+    must go: ingest keeps the FIRST row of a key, so re-ingesting a new universe over the
+    old one would silently keep the old rows. Spectra files go first, then the tables in
+    one transaction; the marker is cleared with them, so a crash in between repeats this.
+    Inspection decisions (people's work) are kept. Data ingested without a manifest (real
+    files) is never dropped: that is refused."""
+    import shutil
+
+    from .ingest.lamost import spectra_dir
+
+    if not Path(warehouse).exists():
+        return
+    con = connect(warehouse)
+    try:
+        held = [r[0] for r in con.execute("select manifest_sha256 from meta.universe").fetchall()]
+        files = [r[0] for r in con.execute("select file from meta.ingested_files "
+                                           "where kind <> 'inspection_decisions'").fetchall()]
+        if held == [universe] or not files:
+            return
+        inputs_dir = Path(inputs).resolve()
+        # no marker (a warehouse older than it): a universe still if every file came from inputs/
+        if not held and not all(Path(f).resolve().is_relative_to(inputs_dir) or f.startswith(str(inputs))
+                                for f in files):
+            raise BuildError(f"{warehouse} holds ingested data that is not a synthetic universe; "
+                             "build the universe into a new warehouse (-w) instead of mixing them")
+        shutil.rmtree(spectra_dir(warehouse), ignore_errors=True)
+        tables = [r[0] for r in con.execute(
+            "select table_name from duckdb_tables() where schema_name = 'landing' "
+            "and table_name <> 'inspection_decisions'").fetchall()]
+        con.execute("begin")
+        con.execute("drop view if exists landing.lamost_spectra")
+        for t in tables:
+            con.execute(f'drop table landing."{t}"')
+        con.execute("delete from meta.ingested_files where kind <> 'inspection_decisions'")
+        con.execute("delete from meta.universe")
+        con.execute("commit")
+    finally:
+        con.close()

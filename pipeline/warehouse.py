@@ -37,6 +37,8 @@ META_DDL = [
     """create table if not exists meta.ingested_files (
         file_sha256 varchar, file varchar, kind varchar, run_id varchar, n_rows bigint,
         "at" timestamp)""",
+    # the synthetic universe the landing tables hold (sha256 of its manifest.json), if any
+    """create table if not exists meta.universe (manifest_sha256 varchar, inputs varchar)""",
 ]
 
 

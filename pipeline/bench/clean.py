@@ -28,8 +28,8 @@ def bench_clean(preset: str | None = None, warehouse: Path | None = None) -> dic
     preset = preset or os.environ.get("MGOLD_BENCH_CLEAN_PRESET", "tiny")
     warehouse = Path(warehouse or Path("bench/warehouses") / f"{preset}.duckdb")
     cfg = preset_config(preset)
-    if not warehouse.exists():
-        build(warehouse, preset=preset, cfg=cfg, echo=lambda s: None)
+    # build skips what is fresh and refreshes what the code or config made stale
+    build(warehouse, preset=preset, cfg=cfg, until="labels", echo=lambda s: None)
     con = connect(warehouse)
     try:
         t0 = time.perf_counter()
