@@ -27,11 +27,11 @@ LONG_ARRAY = 100         # an array column longer than this is a spectrum
 BLOCK_SIZE = 16384       # bytes; DuckDB's default 256 KiB blocks would make the file ~4x larger
 
 
-def _relations(con) -> list[tuple[str, str, str]]:
-    """(schema, name, 'table'|'view') of the attached source ``src``, user relations only."""
-    tables = con.execute("select schema_name, table_name, 'table' from duckdb_tables() "
+def _relations(con) -> list[tuple[str, str, str | None]]:
+    """(schema, name, view SQL or None for a table) of the attached source ``src``, user relations only."""
+    tables = con.execute("select schema_name, table_name, null from duckdb_tables() "
                          "where database_name = 'src' and not internal").fetchall()
-    views = con.execute("select schema_name, view_name, 'view' from duckdb_views() "
+    views = con.execute("select schema_name, view_name, sql from duckdb_views() "
                         "where database_name = 'src' and not internal").fetchall()
     return sorted(tables) + sorted(views)
 
@@ -58,7 +58,7 @@ def write_example(src: Path, dst: Path, keep_spectra: int = KEEP_SPECTRA) -> dic
     tmp = dst.with_name(dst.name + ".tmp")
     tmp.unlink(missing_ok=True)
     cut: dict[str, tuple[int, int]] = {}
-    views: list[tuple[str, str]] = []
+    views: dict[tuple[str, str], str] = {}
     con = duckdb.connect()
     try:
         # small blocks: the example has ~50 small tables, each at least one block
@@ -70,10 +70,10 @@ def write_example(src: Path, dst: Path, keep_spectra: int = KEEP_SPECTRA) -> dic
         relations = _relations(con)
         for schema in sorted({s for s, _, _ in relations}):
             con.execute(f"create schema if not exists {quote_ident(schema)}")
-        for schema, name, kind in relations:
+        for schema, name, view_sql in relations:
             spectra = _has_spectra(con, schema, name)
-            if kind == "view" and not spectra:
-                views.append((schema, name))          # recreated as a view, over the copied tables
+            if view_sql is not None and not spectra:
+                views[(schema, name)] = view_sql      # recreated as a view, over the copied tables
                 continue
             rel = f"{quote_ident(schema)}.{quote_ident(name)}"
             sql = f"select * from src.{rel}"
@@ -88,11 +88,8 @@ def write_example(src: Path, dst: Path, keep_spectra: int = KEEP_SPECTRA) -> dic
         for rel, (kept, full) in cut.items():
             con.execute("insert into meta.example values (?, ?, ?, ?)",
                         [rel, kept, full, "spectrum arrays: first rows only (example file, not a full build)"])
-        sqls = {(s, n): con.execute("select sql from duckdb_views() where database_name = 'src' "
-                                    "and schema_name = ? and view_name = ?", [s, n]).fetchone()[0]
-                for s, n in views}
         con.execute("detach src")
-        _recreate_views(con, sqls)
+        _recreate_views(con, views)
         con.execute("checkpoint")
     finally:
         con.close()

@@ -244,8 +244,10 @@ def unspill(results: list, spill: tuple | None) -> list:
     os.unlink(path)
     ends = np.cumsum(lengths)
     n = int(ends[-1]) if len(ends) else 0
-    arrays = {attr: np.frombuffer(data, dtype, count=n, offset=k * 4 * n)
-              for k, (attr, dtype) in enumerate(SPILL_ARRAYS)}
+    arrays, offset = {}, 0
+    for attr, dtype in SPILL_ARRAYS:                      # laid out one after the other, as written
+        arrays[attr] = np.frombuffer(data, dtype, count=n, offset=offset)
+        offset += n * np.dtype(dtype).itemsize
     specs = [r[2] for r in results if isinstance(r[2], Spectrum)]
     for s, start, end in zip(specs, np.r_[0, ends[:-1]], ends):
         for attr, values in arrays.items():
