@@ -2,9 +2,14 @@
 
 Stages: ``synth`` (only with a preset) -> ``ingest`` -> the model layers of the
 runner (staging, xmatch, select, labels, spectra, clean, golden, laspm, marts).
-Ingest is idempotent (files are keyed by sha256) and the runner rebuilds only
-stale models, so rerunning after a failure resumes where it stopped. Each model
-swaps in atomically: a failed stage leaves the last good relations in place.
+
+The build holds the warehouse's write lock for its whole run (synthesis included) and
+uses one connection. Ingest is idempotent (files are keyed by sha256) and the runner
+rebuilds only stale models, so rerunning after a failure resumes where it stopped.
+Every step is atomic: synth swaps a complete universe folder in; a new universe
+replaces the landing data of the old one in ONE transaction (and the old spectra
+files are deleted only after it commits); each model swaps in its table. A failure
+or a kill at any point leaves the last good warehouse intact.
 """
 
 from __future__ import annotations
@@ -16,14 +21,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
+
 from . import runner
 from .config import DEFAULT, Config
-from .warehouse import connect, files_dir, new_run_id
+from .errors import MgoldError, UsageError, WarehouseError
+from .warehouse import (files_dir, files_dir_of, finish_run, new_run_id, open_warehouse, remove_orphans,
+                        start_run, transaction)
 
 STAGES = ("synth", "ingest", *runner.LAYERS)
+# landing tables a new universe does not replace: people's work
+KEPT_LANDING = ("inspection_decisions",)
 
 
-class BuildError(RuntimeError):
+class BuildError(MgoldError):
     """A stage failed; the message names the stage and the cause."""
 
 
@@ -46,7 +57,8 @@ class BuildSummary:
             out.append("rows per model:")
             out += [f"  {m:<32s} {n:>10,d}" for m, n in self.rows.items()]
         if self.ingest_rejected:
-            out.append(f"ingest rejected {self.ingest_rejected} file(s)/row(s): see meta.ingest_errors")
+            out.append(f"ingest rejected {self.ingest_rejected} file(s)/row(s): see meta.ingest_errors "
+                       "(exit status 3)")
         w = f"-w {self.warehouse}"
         if "lbl_labelled_sample" in self.rows:
             out.append(f"next: mgold report labels {w}   (counts per source, offsets, accuracy)")
@@ -63,29 +75,53 @@ def preset_config(preset: str, seed: int | None = None, sets: list[str] | None =
     return config_for(preset, seed, sets)
 
 
-def _manifest_fresh(manifest: Path, cfg: Config, fmt: str) -> bool:
-    if not manifest.exists():
-        return False
-    from .synth.make import generator_version
+def _inputs_fresh(inputs: Path, cfg: Config, fmt: str) -> str | None:
+    """None when ``inputs`` holds the complete universe of ``cfg`` in ``fmt``, else why not."""
+    from .synth.make import generator_version, manifest_complete
 
+    manifest = inputs / "manifest.json"
+    if not manifest.exists():
+        return "no universe yet"
     m = json.loads(manifest.read_text())
     want = {k: v for k, v in cfg.flat().items() if k.startswith("synth.")}
-    return m.get("format") == fmt and m.get("config") == want and m.get("generator") == generator_version()
+    if m.get("format") != fmt:
+        return f"format {m.get('format')} -> {fmt}"
+    if m.get("config") != want:
+        changed = sorted(k for k in set(want) | set(m.get("config", {})) if want.get(k) != m["config"].get(k))
+        return "config changed: " + ", ".join(changed[:4]) + (" ..." if len(changed) > 4 else "")
+    if m.get("generator") != generator_version():
+        return "generator changed"
+    return manifest_complete(inputs)
 
 
 def build(warehouse: Path, *, preset: str | None = None, inputs: Path | None = None,
           cfg: Config | None = None, until: str | None = None, fmt: str = "parquet",
-          echo: Callable[[str], None] = print) -> BuildSummary:
+          echo: Callable[[str], None] = print, wait: bool = False) -> BuildSummary:
     """Build ``warehouse`` from a synthetic preset or an inputs folder (with a manifest.json)."""
     if (preset is None) == (inputs is None):
-        raise BuildError("give exactly one of a preset or an inputs folder")
+        raise UsageError("give exactly one of a preset or an inputs folder")
     if until is not None and until not in STAGES:
-        raise BuildError(f"unknown stage {until!r}; stages are {', '.join(STAGES)}")
+        raise UsageError(f"unknown stage {until!r}; stages are {', '.join(STAGES)}")
+    if inputs is not None and not Path(inputs).is_dir():
+        raise UsageError(f"inputs folder {inputs} does not exist")
     cfg = cfg or DEFAULT
     warehouse = Path(warehouse)
-    summary = BuildSummary(warehouse=warehouse, run_id=new_run_id())
+    project = runner.Project.load()     # before the lock: a broken model is reported, not half-built
+    with open_warehouse(warehouse, command=f"mgold build {'--preset ' + preset if preset else inputs}",
+                        wait=wait) as con:
+        summary = BuildSummary(warehouse=warehouse, run_id=new_run_id())
+        start_run(con, cfg, summary.run_id, "build")
+        try:
+            _build(con, project, summary, preset, inputs, cfg, until, fmt, echo)
+        except BaseException:
+            finish_run(con, summary.run_id, "failed")
+            raise
+        finish_run(con, summary.run_id, "ok")
+    return summary
 
-    def stage(name: str):
+
+def _build(con, project, summary: BuildSummary, preset, inputs, cfg: Config, until, fmt, echo) -> None:
+    def stage(name: str) -> float:
         echo(f"[{name}] ...")
         return time.perf_counter()
 
@@ -98,137 +134,122 @@ def build(warehouse: Path, *, preset: str | None = None, inputs: Path | None = N
     if preset is not None:
         from .synth.make import make
 
-        inputs = files_dir(warehouse) / "inputs"
-        manifest = inputs / "manifest.json"
+        inputs = files_dir_of(con) / "inputs"
         t0 = stage("synth")
-        if _manifest_fresh(manifest, cfg, fmt):
+        why = _inputs_fresh(inputs, cfg, fmt)
+        if why is None:
             note = f"fresh ({inputs})"
         else:
             try:
                 make(cfg, inputs, fmt)
             except Exception as exc:
                 raise BuildError(f"stage synth failed: {type(exc).__name__}: {exc}") from exc
-            note = f"wrote {inputs}"
+            note = f"wrote {inputs} ({why})"
         if done("synth", t0, note):
-            return summary
-    summary.inputs = inputs
+            return
+    summary.inputs = Path(inputs)
 
     # -- ingest --------------------------------------------------------------
     t0 = stage("ingest")
     try:
-        summary.ingest_rejected = ingest_inputs(Path(inputs), warehouse, cfg)
-    except BuildError:
+        summary.ingest_rejected = ingest_inputs(con, Path(inputs), cfg, summary.run_id, echo)
+    except MgoldError:
         raise
     except Exception as exc:
-        raise BuildError(f"stage ingest failed: {type(exc).__name__}: {exc}") from exc
+        raise BuildError(f"stage ingest failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
     if done("ingest", t0, f"{summary.ingest_rejected} rejected"):
-        return summary
+        return
 
     # -- models, layer by layer ---------------------------------------------
-    con = connect(warehouse)
-    try:
-        def on_event(res) -> None:
-            # a layer's time is the sum of its models' build times (events arrive after each model)
-            if res.layer not in summary.stage_seconds:
-                summary.stage_seconds[res.layer] = 0.0
-                echo(f"[{res.layer}]")
-            summary.stage_seconds[res.layer] += res.seconds
-            rows = "" if res.rows is None else f"{res.rows:,d} rows"
-            echo(f"  {res.name:<32s} {res.status:<7s} {rows:>14s} {res.seconds:6.1f} s")
-            if res.rows is not None:
-                summary.rows[res.name] = res.rows
+    def on_event(res) -> None:
+        # a layer's time is the sum of its models' build times (events arrive after each model)
+        if res.layer not in summary.stage_seconds:
+            summary.stage_seconds[res.layer] = 0.0
+            echo(f"[{res.layer}]")
+        summary.stage_seconds[res.layer] += res.seconds
+        rows = "" if res.rows is None else f"{res.rows:,d} rows"
+        echo(f"  {res.name:<32s} {res.status:<7s} {rows:>14s} {res.seconds:6.1f} s")
+        if res.rows is not None:
+            summary.rows[res.name] = res.rows
 
-        until_layer = until if until in runner.LAYERS else None
-        results = runner.run(con, cfg, until_layer=until_layer, on_event=on_event,
-                             run_id=summary.run_id)
-        failed = [r for r in results if r.status == "failed"]
-        if failed:
-            r = failed[0]
-            raise BuildError(f"stage {r.layer} failed at model {r.name}: {r.error}")
-    finally:
-        con.close()
-    return summary
+    until_layer = until if until in runner.LAYERS else None
+    results = runner.run(con, project, cfg, until_layer=until_layer, on_event=on_event,
+                         run_id=summary.run_id, command="build")
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        r = failed[0]
+        raise BuildError(f"stage {r.layer} failed at model {r.name}: {r.error}")
 
 
-def ingest_inputs(inputs: Path, warehouse: Path, cfg: Config) -> int:
+def ingest_inputs(con: duckdb.DuckDBPyConnection, inputs: Path, cfg: Config, run_id: str,
+                  echo: Callable[[str], None] = print) -> int:
     """Ingest every file of an inputs folder; return how many files/rows were rejected.
 
-    With a ``manifest.json`` (as ``mgold synth make`` writes), each file is ingested
-    as the kind it names and the truth tables are loaded. Without one, the folder is
-    taken as LAMOST spectra files only.
+    With a ``manifest.json`` (as ``mgold synth make`` writes), each file is ingested as the
+    kind it names and the truth tables are loaded: when the warehouse holds another universe,
+    the new one replaces it in one transaction. Without one, the folder is taken as LAMOST
+    spectra files only.
     """
     from .ingest.catalog import ingest_catalog
     from .ingest.lamost import ingest_lamost
 
     manifest = inputs / "manifest.json"
-    if not inputs.is_dir():
-        raise BuildError(f"stage ingest failed: inputs folder {inputs} does not exist")
     if not manifest.exists():
-        return ingest_lamost([inputs], warehouse, cfg).rejected
+        return ingest_lamost(con, [inputs], cfg, run_id=run_id).rejected
     universe = hashlib.sha256(manifest.read_bytes()).hexdigest()
-    _forget_other_universe(warehouse, universe, inputs)
     m = json.loads(manifest.read_text())
+    held = [r[0] for r in con.execute("select manifest_sha256 from meta.universe").fetchall()]
+    replacing = held != [universe]
     by_kind: dict[str, list[Path]] = {}
     for entry in m["files"]:
         by_kind.setdefault(entry["kind"], []).append(inputs / entry["path"])
     rejected = 0
-    for kind, paths in by_kind.items():
-        if kind == "lamost":
-            rejected += ingest_lamost(paths, warehouse, cfg).rejected
-        else:
-            rejected += ingest_catalog(kind, paths, warehouse).rejected
-    con = connect(warehouse)
-    try:
+    with transaction(con):
+        if replacing:
+            _forget_other_universe(con, held, universe, echo)
+        for kind, paths in by_kind.items():
+            if kind == "lamost":
+                rejected += ingest_lamost(con, paths, cfg, run_id=run_id, universe=universe).rejected
+            else:
+                rejected += ingest_catalog(con, kind, paths, cfg, run_id=run_id, universe=universe).rejected
         if m.get("truth"):
             from .synth.truth import load_truth
 
             load_truth(con, inputs)
-        con.execute("begin")
         con.execute("delete from meta.universe")
         con.execute("insert into meta.universe values (?, ?)", [universe, str(inputs)])
-        con.execute("commit")
-    finally:
-        con.close()
+    if replacing:
+        remove_orphans(con)      # the old universe's spectra files, unreferenced since the commit
     return rejected
 
 
-def _forget_other_universe(warehouse: Path, universe: str, inputs: Path) -> None:
-    """A warehouse holds one synthetic universe. When the inputs' manifest is not the one
-    it was built from (a --set, a new seed, a changed generator), the old landing data
-    must go: ingest keeps the FIRST row of a key, so re-ingesting a new universe over the
-    old one would silently keep the old rows. Spectra files go first, then the tables in
-    one transaction; the marker is cleared with them, so a crash in between repeats this.
-    Inspection decisions (people's work) are kept. Data ingested without a manifest (real
-    files) is never dropped: that is refused."""
-    import shutil
-
-    from .ingest.lamost import spectra_dir
-
-    if not Path(warehouse).exists():
-        return
-    con = connect(warehouse)
-    try:
-        held = [r[0] for r in con.execute("select manifest_sha256 from meta.universe").fetchall()]
-        files = [r[0] for r in con.execute("select file from meta.ingested_files "
-                                           "where kind <> 'inspection_decisions'").fetchall()]
-        if held == [universe] or not files:
-            return
-        inputs_dir = Path(inputs).resolve()
-        # no marker (a warehouse older than it): a universe still if every file came from inputs/
-        if not held and not all(Path(f).resolve().is_relative_to(inputs_dir) or f.startswith(str(inputs))
-                                for f in files):
-            raise BuildError(f"{warehouse} holds ingested data that is not a synthetic universe; "
-                             "build the universe into a new warehouse (-w) instead of mixing them")
-        shutil.rmtree(spectra_dir(warehouse), ignore_errors=True)
-        tables = [r[0] for r in con.execute(
-            "select table_name from duckdb_tables() where schema_name = 'landing' "
-            "and table_name <> 'inspection_decisions'").fetchall()]
-        con.execute("begin")
-        con.execute("drop view if exists landing.lamost_spectra")
-        for t in tables:
-            con.execute(f'drop table landing."{t}"')
-        con.execute("delete from meta.ingested_files where kind <> 'inspection_decisions'")
-        con.execute("delete from meta.universe")
-        con.execute("commit")
-    finally:
-        con.close()
+def _forget_other_universe(con: duckdb.DuckDBPyConnection, held: list[str], universe: str,
+                           echo: Callable[[str], None]) -> None:
+    """Drop the landing data and truth of the universe the warehouse holds (inside the caller's
+    transaction), saying what goes and why. A warehouse holding real ingested data (no universe
+    marker, files ingested) is refused: real and synthetic data are never mixed."""
+    files = con.execute("select count(*) from meta.ingested_files where kind not in "
+                        f"({', '.join(repr(k) for k in KEPT_LANDING)})").fetchone()[0]
+    if not held and files:
+        raise WarehouseError("this warehouse holds ingested data that is not a synthetic universe; build "
+                             "the universe into a new warehouse (-w) instead of mixing them")
+    tables = [r[0] for r in con.execute(
+        "select table_name from duckdb_tables() where schema_name = 'landing' order by 1").fetchall()
+        if r[0] not in KEPT_LANDING]
+    truth = [r[0] for r in con.execute(
+        "select table_name from duckdb_tables() where schema_name = 'truth' order by 1").fetchall()]
+    if held:
+        n_spectra = con.execute("select count(*) from landing.lamost_headers").fetchone()[0] \
+            if "lamost_headers" in tables else 0
+        echo(f"[ingest] replacing universe {held[0][:12]} with {universe[:12]} (the inputs changed): dropping "
+             f"its {n_spectra:,d} spectra, {len(tables)} landing table(s) and {len(truth)} truth table(s); "
+             "inspection decisions are kept")
+    con.execute("drop view if exists landing.lamost_spectra")
+    for t in tables:
+        con.execute(f'drop table landing."{t}"')
+    for t in truth:
+        con.execute(f'drop table truth."{t}"')
+    con.execute("delete from meta.ingested_files where kind not in "
+                f"({', '.join(repr(k) for k in KEPT_LANDING)})")
+    con.execute("delete from meta.data_files where kind = 'lamost_spectra'")
+    con.execute("delete from meta.universe")

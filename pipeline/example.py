@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from .runner import quote_ident
+from .warehouse import quote_ident
 
 KEEP_SPECTRA = 25        # rows kept in relations that carry spectrum arrays
 LONG_ARRAY = 100         # an array column longer than this is a spectrum

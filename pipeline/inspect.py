@@ -20,20 +20,13 @@ from pathlib import Path
 import numpy as np
 
 
-DECISIONS = "landing.inspection_decisions"
+DECISIONS = "landing.inspection_decisions"     # created with the warehouse (warehouse.META_DDL)
 DECISIONS_KIND = "inspection_decisions"
-DECISIONS_DDL = f"""create table if not exists {DECISIONS} (
-    bin_id varchar, obsid bigint, decision varchar, decided_at timestamp, note varchar)"""
 CHOICES = ("keep", "reject")
 
 
 class InspectError(ValueError):
     """A bad request (unknown bin, obsid not in the bin, ...): the message says which."""
-
-
-def ensure_decisions_table(con) -> None:
-    con.execute("create schema if not exists landing")
-    con.execute(DECISIONS_DDL)
 
 
 def queue(con) -> list[dict]:
@@ -47,7 +40,6 @@ def queue(con) -> list[dict]:
 def decide(con, bin_id: str, keep: list[int] = (), reject: list[int] = (), note: str = "",
            run_id: str | None = None) -> int:
     """Record keep / reject decisions for obsids of ``bin_id``; returns rows written."""
-    ensure_decisions_table(con)
     _need(con, "cln_bins")
     both = set(keep) & set(reject)
     if both:
@@ -65,7 +57,8 @@ def decide(con, bin_id: str, keep: list[int] = (), reject: list[int] = (), note:
     try:
         for r in rows:
             con.execute(f"delete from {DECISIONS} where obsid = ?", [r[1]])
-            con.execute(f"insert into {DECISIONS} values (?, ?, ?, ?, ?)", list(r))
+            con.execute(f"insert into {DECISIONS} (bin_id, obsid, decision, decided_at, note) "
+                        "values (?, ?, ?, ?, ?)", list(r))
         _fingerprint(con, run_id)
         con.execute("commit")
     except BaseException:
@@ -84,22 +77,6 @@ def _fingerprint(con, run_id: str | None) -> None:
                 [sha, DECISIONS, DECISIONS_KIND, run_id or "inspect", len(content)])
 
 
-def built_config(con, model: str = "cln_dbscan"):
-    """The Config of the run that last built ``model`` (meta.run_parameters); DEFAULT when unknown."""
-    from .config import DEFAULT
-
-    try:
-        row = con.execute("select run_id from meta.model_runs where model = ? and status = 'built' "
-                          "order by finished_at desc limit 1", [model]).fetchone()
-        if row is None:
-            return DEFAULT
-        params = con.execute("select key, value from meta.run_parameters where run_id = ?", [row[0]]).fetchall()
-    except Exception:  # noqa: BLE001 - a warehouse without meta: the defaults are all we know
-        return DEFAULT
-    known = DEFAULT.flat()
-    return DEFAULT.with_overrides({k: json.loads(v) for k, v in params if k in known})
-
-
 def _need(con, relation: str) -> None:
     name = relation.split(".")[-1]
     found = con.execute("select count(*) from duckdb_tables() where table_name = ? union all "
@@ -113,9 +90,10 @@ def bin_spectra(con, bin_id: str) -> tuple[list[dict], np.ndarray, np.ndarray, n
     _need(con, "cln_bins")
     cur = con.execute("""
         select b.bin_id, b.obsid, b.snr_i, b.teff_k, b.logg_dex, b.mh_dex, b.teff_lo_k, b.logg_lo_dex,
-               b.mh_lo_dex, d.cluster_label, d.in_main_cluster, d.is_kept, d.min_pts, d.nn_dist,
+               b.mh_lo_dex, d.cluster_label, d.in_main_cluster, k.is_kept, d.min_pts, d.nn_dist,
                s.rv_kms, s.loglam0, s.dloglam, s.flux, s.ivar
         from cln_bins b join spc_cluster_grid s using (obsid) left join cln_dbscan d using (obsid)
+        left join cln_keep_rank k using (obsid)
         where b.bin_id = ? order by b.snr_rank""", [bin_id])
     cols = [c[0] for c in cur.description]
     data = cur.fetchall()
@@ -175,15 +153,3 @@ def plot_bin(con, bin_id: str, out: Path) -> Path:
     fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return out
-
-
-def report_clean(warehouse: Path) -> str:
-    """The cleaning accuracy report against the synthetic truth (see pipeline/evaluate/clean.py)."""
-    from .evaluate.clean import evaluate, format_report
-    from .warehouse import connect
-
-    con = connect(warehouse, read_only=True)
-    try:
-        return format_report(evaluate(con))     # with the config the clean layer was built with
-    finally:
-        con.close()

@@ -1,210 +1,33 @@
-"""Reading models: SQL files under ``sql/<layer>/`` and ``@python_model`` stages.
+"""Reading SQL models: ``sql/<layer>/<name>.sql`` files and ``sql/audits/*.sql``.
 
-A model is everything the runner needs to place, build and test one relation:
-its header (description, grain, kind, params, tests), its dependencies (read from
-the SQL with sqlglot, or declared by a Python stage) and a content hash. Loading
-never raises for a broken model: the problem is stored in ``Model.error`` and
-reported when the model is built, so one bad file cannot stop every import.
+Each file has a fixed header (``-- key: value`` lines: description, grain, kind,
+params, tests, columns) and one SELECT; its dependencies and the config keys it
+reads are found in the SQL itself with sqlglot (``analyse_sql``, also used for the
+input queries of Python models). Parsing never raises for a broken model: the
+problem is stored in ``Model.error`` and reported when the model is built, so one
+bad file cannot stop every import.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
-import importlib
-import inspect
-import pkgutil
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlglot
 from sqlglot import exp
 
-from .config import DEFAULT
+from .model import (PASSIVE_SCHEMAS, RUN_ID_VARIABLE, Model, ModelError, TestSpec, check_dependencies,
+                    check_layer_kind, check_params)
 
-# Build order of the layers (DESIGN.md "Data flow").
-LAYERS = ("staging", "xmatch", "select", "labels", "spectra", "clean", "golden", "laspm", "marts")
-KINDS = ("table", "view")
-HEADER_KEYS = ("description", "grain", "kind", "params", "tests")
-# Bound by the runner but not a config key: never a param, never a staleness input.
-RUN_ID_VARIABLE = "run_id"
-# Schemas a model may read without them being models: landing (ingested), meta (ledger).
-SOURCE_SCHEMAS = ("landing",)
-PASSIVE_SCHEMAS = ("meta",)
-FORBIDDEN_SCHEMA = "truth"
-STAGES_PACKAGE = "mgold.pipeline.stages"
+HEADER_KEYS = ("description", "grain", "kind", "params", "tests", "columns")
 
-
-class ModelError(Exception):
-    """A model that cannot be compiled or built; the message names the model and cause."""
-
-
-@dataclass(frozen=True)
-class TestSpec:
-    """One declarative data test from a header: ``unique(a, b)``, ``not_null(a)``,
-    ``range(col, lo, hi)``, ``accepted(col, 'x', 'y')``."""
-
-    kind: str
-    args: tuple[str, ...]
-
-    def __str__(self) -> str:
-        return f"{self.kind}({', '.join(self.args)})"
-
-
-@dataclass(frozen=True)
-class Model:
-    name: str
-    layer: str
-    kind: str = "table"
-    depends_on: tuple[str, ...] = ()   # model names and ``landing.<table>`` sources
-    params: tuple[str, ...] = ()       # config keys used (``section.key``)
-    tests: tuple[TestSpec, ...] = ()
-    description: str = ""
-    grain: str = ""
-    path: Path | None = None
-    sql: str | None = None             # the SELECT body (SQL models)
-    fn: Callable | None = field(default=None, compare=False, repr=False)  # Python models
-    sha256: str = ""
-    error: str | None = None
-
-    @property
-    def is_python(self) -> bool:
-        return self.fn is not None
-
-    @property
-    def sources(self) -> tuple[str, ...]:
-        """The ``landing.*`` relations this model reads."""
-        return tuple(d for d in self.depends_on if "." in d)
-
-    @property
-    def upstream_models(self) -> tuple[str, ...]:
-        return tuple(d for d in self.depends_on if "." not in d)
-
-
-# --------------------------------------------------------------------------- python models
-
-_PY_MODELS: dict[str, Model] = {}
-
-
-def python_model(name: str, layer: str, depends_on: tuple[str, ...] = (),
-                 params: tuple[str, ...] = (), kind: str = "table", description: str = "",
-                 grain: str = "", tests: str = "") -> Callable:
-    """Register ``build(con, cfg, target)`` as a model; it must create relation ``target``.
-
-    Never raises at import time: a bad declaration becomes ``Model.error``.
-    """
-
-    def register(fn: Callable) -> Callable:
-        problems: list[str] = []
-        path = Path(inspect.getsourcefile(fn) or "")
-        try:
-            source = path.read_bytes()
-        except OSError:
-            source = inspect.getsource(fn).encode()
-        spec_tests: tuple[TestSpec, ...] = ()
-        try:
-            spec_tests = parse_tests(tests)
-        except ValueError as e:
-            problems.append(str(e))
-        deps = tuple(depends_on)
-        for d in deps:
-            if d.split(".")[0].lower() == FORBIDDEN_SCHEMA and "." in d:
-                problems.append(f"reads {d}: truth.* is for evaluation code only")
-            elif "." in d and d.split(".")[0].lower() not in SOURCE_SCHEMAS:
-                problems.append(f"depends_on {d!r}: only models and landing.* may be dependencies")
-        problems += _check_layer_kind(layer, kind)
-        problems += _check_params(params)
-        model = Model(
-            name=name, layer=layer, kind=kind, depends_on=deps, params=tuple(sorted(set(params))),
-            tests=spec_tests, description=description, grain=grain, path=path, fn=fn,
-            sha256=hashlib.sha256(source + kind.encode()).hexdigest(),
-            error=f"{name}: " + "; ".join(problems) if problems else None,
-        )
-        _PY_MODELS[f"{fn.__module__}:{name}"] = model
-        return fn
-
-    return register
-
-
-def _python_models(stages: str | None) -> list[Model]:
-    if not stages:
-        return []
-    out: list[Model] = []
-    try:
-        pkg = importlib.import_module(stages)
-    except Exception as e:  # noqa: BLE001 - a broken stage must not stop loading
-        return [_import_failure(stages, e)]
-    for info in sorted(pkgutil.iter_modules(getattr(pkg, "__path__", [])), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        modname = f"{stages}.{info.name}"
-        try:
-            importlib.import_module(modname)
-        except Exception as e:  # noqa: BLE001
-            out.append(_import_failure(modname, e))
-    prefix = stages + "."
-    out += [m for key, m in _PY_MODELS.items() if key.split(":")[0].startswith(prefix)
-            or key.split(":")[0] == stages]
-    return out
-
-
-def _import_failure(modname: str, e: Exception) -> Model:
-    return Model(name=modname, layer="", error=f"{modname}: import failed: {type(e).__name__}: {e}")
-
-
-# --------------------------------------------------------------------------- SQL models
 
 def default_sql_root() -> Path:
     import mgold.sql
     return Path(list(mgold.sql.__path__)[0])
-
-
-def load_models(sql_root: str | Path | None = None,
-                stages: str | None = STAGES_PACKAGE) -> dict[str, Model]:
-    """Every model: SQL files under ``sql_root/<layer>/`` plus registered Python stages.
-
-    ``stages`` is the package whose modules are imported to register Python models
-    (``None``: SQL only). Broken models come back with ``.error`` set.
-    """
-    root = Path(sql_root) if sql_root is not None else default_sql_root()
-    found: list[Model] = []
-    if root.is_dir():
-        for path in sorted(root.glob("*/*.sql")):
-            layer = path.parent.name
-            if layer == "audits":
-                continue
-            found.append(parse_model_file(path))
-    found += _python_models(stages)
-    models: dict[str, Model] = {}
-    for m in found:
-        if m.name in models:
-            other = models[m.name]
-            where = lambda x: str(x.path) if x.path else x.name  # noqa: E731
-            msg = f"{m.name}: defined twice ({where(other)} and {where(m)})"
-            models[m.name] = replace(other, error=msg)
-            continue
-        models[m.name] = m
-    return _check_dependencies(models)
-
-
-def _check_dependencies(models: dict[str, Model]) -> dict[str, Model]:
-    """Unknown upstreams and upstreams in a later layer are errors of the reader."""
-    out = {}
-    for name, m in models.items():
-        problems = []
-        for d in m.upstream_models:
-            up = models.get(d)
-            if up is None:
-                problems.append(f"reads {d!r}, which is neither a model nor landing.*")
-            elif up.layer in LAYERS and m.layer in LAYERS and \
-                    LAYERS.index(up.layer) > LAYERS.index(m.layer):
-                problems.append(f"reads {d!r} of later layer {up.layer!r}")
-        if problems and not m.error:
-            m = replace(m, error=f"{name}: " + "; ".join(problems))
-        out[name] = m
-    return out
 
 
 def parse_model_file(path: Path) -> Model:
@@ -220,7 +43,7 @@ def parse_model_file(path: Path) -> Model:
     if unknown:
         problems.append(f"unknown header key(s) {', '.join(unknown)} (known: {', '.join(HEADER_KEYS)})")
     kind = (header.get("kind") or "table").split()[0].lower()
-    problems += _check_layer_kind(layer, kind)
+    problems += check_layer_kind(layer, kind)
     try:
         tests = parse_tests(header.get("tests", ""))
     except ValueError as e:
@@ -235,14 +58,17 @@ def parse_model_file(path: Path) -> Model:
     declared = set(split_list(header.get("params", "")))
     if not problems and declared != used:
         problems.append(_params_mismatch(declared, used))
-    problems += _check_params(used)
-    for d in deps:
-        if d.startswith(FORBIDDEN_SCHEMA + "."):
-            problems.append(f"reads {d}: truth.* is for evaluation code only")
+    problems += check_params(used)
+    problems += check_dependencies(deps)
+    try:
+        docs = parse_column_docs(header.get("columns", ""))
+    except ValueError as e:
+        docs = ()
+        problems.append(str(e))
     return Model(
         name=name, layer=layer, kind=kind, depends_on=deps, params=tuple(sorted(used)),
         tests=tests, description=header.get("description", ""), grain=header.get("grain", ""),
-        path=path, sql=body,
+        column_docs=docs, path=path, sql=body,
         sha256=hashlib.sha256((kind + "\n" + body).encode()).hexdigest(),
         error=f"{path}: " + "; ".join(problems) if problems else None,
     )
@@ -255,21 +81,6 @@ def _params_mismatch(declared: set[str], used: set[str]) -> str:
     if declared - used:
         parts.append(f"lists {', '.join(sorted(declared - used))} never read")
     return "header params: does not match getvariable() calls: " + "; ".join(parts)
-
-
-def _check_layer_kind(layer: str, kind: str) -> list[str]:
-    problems = []
-    if layer not in LAYERS:
-        problems.append(f"unknown layer {layer!r} (layers: {', '.join(LAYERS)})")
-    if kind not in KINDS:
-        problems.append(f"kind {kind!r} is not one of {', '.join(KINDS)}")
-    return problems
-
-
-def _check_params(keys) -> list[str]:
-    flat = DEFAULT.flat()
-    bad = sorted(k for k in keys if k not in flat and k != RUN_ID_VARIABLE)
-    return [f"unknown config key(s) {', '.join(bad)}"] if bad else []
 
 
 def split_header(text: str) -> tuple[dict[str, str], str]:
@@ -340,6 +151,20 @@ def parse_tests(text: str) -> tuple[TestSpec, ...]:
             raise ValueError(f"header tests: {kind}({raw}) has {len(args)} argument(s)")
         out.append(TestSpec(kind, args))
         pos = m.end()
+    return tuple(out)
+
+
+def parse_column_docs(text: str) -> tuple[tuple[str, str], ...]:
+    """``'obsid: LAMOST spectrum id; teff_k: effective temperature (K), from ASPCAP'`` ->
+    ((column, doc), ...): the COMMENT ON COLUMN texts of a model (``columns:`` header key)."""
+    out = []
+    for item in (text or "").split(";"):
+        if not item.strip():
+            continue
+        col, sep, doc = item.partition(":")
+        if not sep or not re.fullmatch(r"[a-z_][a-z0-9_]*", col.strip()) or not doc.strip():
+            raise ValueError(f"header columns: cannot read {item.strip()!r} (expected column: text; ...)")
+        out.append((col.strip(), doc.strip()))
     return tuple(out)
 
 
@@ -428,8 +253,10 @@ def load_audits(sql_root: str | Path | None = None) -> list[Audit]:
     return out
 
 
-__all__ = [
-    "LAYERS", "Model", "ModelError", "TestSpec", "Audit", "python_model", "load_models",
-    "load_audits", "parse_model_file", "split_header", "parse_tests", "analyse_sql",
-    "compile_model_sql", "default_sql_root", "RUN_ID_VARIABLE",
-]
+
+def parse_sql_models(sql_root: str | Path | None = None) -> list[Model]:
+    """Every ``<layer>/<name>.sql`` model file under ``sql_root`` (audits excluded), parsed."""
+    root = Path(sql_root) if sql_root is not None else default_sql_root()
+    if not root.is_dir():
+        return []
+    return [parse_model_file(p) for p in sorted(root.glob("*/*.sql")) if p.parent.name != "audits"]

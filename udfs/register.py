@@ -17,8 +17,6 @@ import numpy as np
 import pyarrow as pa
 from duckdb.sqltypes import DOUBLE, FLOAT, INTEGER
 
-from mgold.pipeline.config import DEFAULT, Config
-
 from . import UDF_NAMES  # noqa: F401  (re-exported: the names of the functions created below)
 from .arrow import resample_arrow, rv_shift_arrow, sed_recalibrate_arrow
 
@@ -27,17 +25,18 @@ SPECTRUM = duckdb.struct_type({"flux": FLOAT_LIST, "ivar": FLOAT_LIST})
 RECALIBRATED = duckdb.struct_type({"flux": FLOAT_LIST, "ivar": FLOAT_LIST, "coeffs": duckdb.list_type(DOUBLE)})
 
 
-def register_udfs(con: duckdb.DuckDBPyConnection, config: Config = DEFAULT) -> None:
-    """Create the spectral UDFs on ``con``; sed_recalibrate uses the ``spectra.sedcal_*`` values of ``config``."""
-    sp = config.spectra
+def register_udfs(con: duckdb.DuckDBPyConnection, sedcal_order: int = 2, sedcal_clip_nsigma: float = 3.0,
+                  sedcal_iterations: int = 5) -> None:
+    """Create the spectral UDFs on ``con``; sed_recalibrate fits a polynomial of ``sedcal_order`` with
+    ``sedcal_clip_nsigma`` rejection over ``sedcal_iterations`` (the pipeline passes its
+    ``spectra.sedcal_*`` config values: kernels know nothing of the pipeline)."""
 
     def _resample(flux, ivar, loglam0, dloglam, out_loglam0, out_dloglam, n_out):
         zeros = pa.array(np.zeros(len(loglam0)))  # plain resample = rest-frame resample at rv 0
         return resample_arrow(flux, ivar, loglam0, dloglam, zeros, out_loglam0, out_dloglam, n_out)
 
     def _sed(flux, ivar, model_flux):
-        return sed_recalibrate_arrow(flux, ivar, model_flux, sp.sedcal_poly_order, sp.sedcal_clip_nsigma,
-                                     sp.sedcal_iterations)
+        return sed_recalibrate_arrow(flux, ivar, model_flux, sedcal_order, sedcal_clip_nsigma, sedcal_iterations)
 
     spec_in = [FLOAT_LIST, FLOAT_LIST, DOUBLE, DOUBLE]
     con.create_function("rv_shift", rv_shift_arrow, [*spec_in, DOUBLE], SPECTRUM, type="arrow")

@@ -22,16 +22,16 @@ from . import benchmark
 def bench_clean(preset: str | None = None, warehouse: Path | None = None) -> dict:
     """Spectra prep + DBSCAN cleaning: spectra/s and ratio to a raw-spectra read."""
     from ..build import build, preset_config
-    from ..runner import run
-    from ..warehouse import connect
+    from ..runner import Project, run
+    from ..warehouse import open_warehouse
 
     preset = preset or os.environ.get("MGOLD_BENCH_CLEAN_PRESET", "tiny")
     warehouse = Path(warehouse or Path("bench/warehouses") / f"{preset}.duckdb")
     cfg = preset_config(preset)
     # build skips what is fresh and refreshes what the code or config made stale
     build(warehouse, preset=preset, cfg=cfg, until="labels", echo=lambda s: None)
-    con = connect(warehouse)
-    try:
+    project = Project.load()
+    with open_warehouse(warehouse, command="bench clean") as con:
         t0 = time.perf_counter()
         n_raw = con.sql("select s.flux, s.ivar from lbl_labelled_sample l "
                         "join landing.lamost_spectra s using (obsid)").to_arrow_table().num_rows
@@ -39,15 +39,13 @@ def bench_clean(preset: str | None = None, warehouse: Path | None = None) -> dic
         secs = {}
         for layer in ("spectra", "clean"):
             t0 = time.perf_counter()
-            res = run(con, cfg, select=f"layer:{layer}", full_refresh=True)
+            res = run(con, project, cfg, select=f"layer:{layer}", full_refresh=True)
             secs[layer] = time.perf_counter() - t0
             bad = [r for r in res if r.status == "failed"]
             if bad:
                 raise RuntimeError(f"{bad[0].name} failed: {bad[0].error}")
         n = con.execute("select count(*) from spc_cluster_grid").fetchone()[0]
         n_bins = con.execute("select count(distinct bin_id) from cln_dbscan").fetchone()[0]
-    finally:
-        con.close()
     return {
         "preset": preset,
         "spectra": n,

@@ -79,6 +79,7 @@ def bench_ingest(n_files: int = 2000, workers: int | None = None) -> dict:
 
     from ..config import DEFAULT
     from ..ingest.lamost import ingest_lamost
+    from ..warehouse import open_warehouse
 
     cfg = DEFAULT
     workers = workers or cfg.ingest.workers
@@ -102,7 +103,8 @@ def bench_ingest(n_files: int = 2000, workers: int | None = None) -> dict:
         def timed(folder: str, n_workers: int, run_cfg=cfg) -> float:
             wh = root / f"w_{folder}_{n_workers}_{run_cfg.ingest.pool_min_files}.duckdb"
             t = time.perf_counter()
-            report = ingest_lamost([root / folder], wh, run_cfg, workers=n_workers)
+            with open_warehouse(wh, command="bench ingest") as con:
+                report = ingest_lamost(con, [root / folder], run_cfg, workers=n_workers)
             elapsed = time.perf_counter() - t
             if report.rows_loaded != n_files or report.rejected:
                 raise RuntimeError(f"ingest of {folder} landed {report.rows_loaded}/{n_files} "

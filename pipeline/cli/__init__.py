@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 
 from . import bench, build, ingest, inspect, report, sql, synth
+from ._common import MgoldGroup
 
 app = typer.Typer(
+    cls=MgoldGroup,
     help="mgold: a golden sample of LAMOST M stars, built as a DuckDB warehouse.\n\n"
          "Example: mgold build --preset demo -w demo/warehouse.duckdb",
     no_args_is_help=True,

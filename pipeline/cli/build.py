@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..config import DEFAULT
-from ._common import DEFAULT_WAREHOUSE, Sets, Warehouse, fail
+from ..errors import EXIT_REJECTED
+from ._common import DEFAULT_WAREHOUSE, Sets, Wait, Warehouse, config, fail
 
 
 def build(
@@ -22,24 +22,32 @@ def build(
     seed: Annotated[int | None, typer.Option(help="Seed of the synthetic universe.")] = None,
     format_: Annotated[str, typer.Option("--format", help="Synthetic spectra as parquet or fits.")] = "parquet",
     set_: Sets = None,
+    wait: Wait = False,
 ) -> None:
     """Run every stage that exists, in order (synthesise or ingest, SQL models, UDF
-    stages), skipping what is fresh. A failed stage stops the build with one message
-    naming the stage and cause; the previous relations stay intact and rerunning
-    resumes.
+    stages), skipping what is fresh. The build holds the warehouse's lock for its whole
+    run: a second build or ingest of the same warehouse gets one line naming it. A failed
+    stage stops the build with one message naming the stage and cause; the previous
+    relations stay intact and rerunning resumes. Exit status 3 when ingest rejected some
+    input (the rest was built).
 
     Example: mgold build --preset demo -w demo/warehouse.duckdb
     """
-    from ..build import BuildError, build as run_build, preset_config
+    from ..build import build as run_build, preset_config
 
     if (preset is None) == (inputs is None):
         fail("give exactly one of --preset P or --inputs DIR", code=2)
-    try:
-        cfg = preset_config(preset, seed, set_) if preset else DEFAULT.with_overrides(set_)
-        summary = run_build(warehouse, preset=preset, inputs=inputs, cfg=cfg, until=until,
-                            fmt=format_, echo=typer.echo)
-    except (BuildError, KeyError, ValueError) as exc:
-        fail(str(exc.args[0]) if exc.args else str(exc))
+    if preset:
+        try:
+            cfg = preset_config(preset, seed, set_)
+        except (KeyError, ValueError) as e:
+            fail(str(e.args[0]) if e.args else str(e), code=2)
+    else:
+        cfg = config(set_)
+    summary = run_build(warehouse, preset=preset, inputs=inputs, cfg=cfg, until=until, fmt=format_,
+                        echo=typer.echo, wait=wait)
     typer.echo("build finished")
     for line in summary.lines():
         typer.echo(line)
+    if summary.ingest_rejected:
+        raise typer.Exit(EXIT_REJECTED)

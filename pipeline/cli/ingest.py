@@ -7,21 +7,26 @@ from typing import Annotated
 
 import typer
 
-from ..config import DEFAULT
+from ..errors import EXIT_REJECTED, UsageError
 from ..ingest.catalog_maps import KINDS
-from ._common import DEFAULT_WAREHOUSE, Sets, Warehouse
+from ._common import DEFAULT_WAREHOUSE, Sets, Wait, Warehouse, config, writing
 
 app = typer.Typer(help="Load LAMOST spectra and catalogues. Exit status 3 when anything was "
                        "rejected (see meta.ingest_errors); the good data still lands.",
                   no_args_is_help=True)
-
-EXIT_REJECTED = 3
 
 
 def _finish(report) -> None:
     typer.echo(report.summary())
     if report.rejected:
         raise typer.Exit(EXIT_REJECTED)
+
+
+def _require_paths(paths: list[Path]) -> None:
+    """A path that does not exist (and is no glob) is bad usage, before anything is opened."""
+    missing = [p for p in paths if not p.exists() and not any(ch in str(p) for ch in "*?[")]
+    if missing:
+        raise UsageError(f"{missing[0]}: no such file or folder")
 
 
 @app.command()
@@ -33,17 +38,22 @@ def lamost(
     workers: Annotated[int | None, typer.Option(help="Parallel reader processes "
                                                      "(default: ingest.workers).")] = None,
     set_: Sets = None,
+    wait: Wait = False,
 ) -> None:
     """Ingest LAMOST low-resolution spectra: every release layout (DR1 pilot image,
     DR2-DR8 5-row image, DR9+ COADD table). Medium-resolution files are refused.
-    Re-ingesting a file already loaded (same sha256) is a no-op.
+    Re-ingesting a file already loaded (same sha256) is a no-op. A warehouse holding a
+    synthetic universe is refused (real and synthetic data are never mixed).
 
     Example: mgold ingest lamost ../shared/data/real/lamost -w w.duckdb
     """
     from ..ingest.lamost import ingest_lamost
 
-    cfg = DEFAULT.with_overrides(set_)
-    _finish(ingest_lamost(paths, warehouse, cfg, workers=workers))
+    cfg = config(set_)
+    _require_paths(paths)
+    with writing(warehouse, wait) as con:
+        report = ingest_lamost(con, paths, cfg, workers=workers)
+    _finish(report)
 
 
 @app.command()
@@ -52,6 +62,8 @@ def catalog(
     paths: Annotated[list[Path], typer.Argument(help="FITS, CSV, Parquet or VOTable files "
                                                      "(PARSEC .dat for isochrones).")],
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
+    set_: Sets = None,
+    wait: Wait = False,
 ) -> None:
     """Ingest an external catalogue into landing.KIND through its declarative column map
     (README: "Catalogue column maps"). Sentinels (-9999, 9999, 99999; 99 for
@@ -62,7 +74,9 @@ def catalog(
     from ..ingest.catalog import ingest_catalog
 
     if kind not in KINDS:
-        typer.echo(f"mgold: error: unknown catalogue kind {kind!r}; choose one of "
-                   f"{', '.join(KINDS)}", err=True)
-        raise typer.Exit(2)
-    _finish(ingest_catalog(kind, paths, warehouse))
+        raise UsageError(f"unknown catalogue kind {kind!r}; choose one of {', '.join(KINDS)}")
+    cfg = config(set_)
+    _require_paths(paths)
+    with writing(warehouse, wait) as con:
+        report = ingest_catalog(con, kind, paths, cfg)
+    _finish(report)

@@ -7,18 +7,12 @@ from typing import Annotated
 
 import typer
 
-from ._common import DEFAULT_WAREHOUSE, Sets, Warehouse, fail
+from ._common import DEFAULT_WAREHOUSE, Sets, Wait, Warehouse, config, fail, reading, writing
 
 app = typer.Typer(help="Manual inspection of bins DBSCAN could not settle: list, show, decide, figure.",
                   no_args_is_help=True)
 
 Bin = Annotated[str, typer.Argument(help="Bin id as listed by `mgold inspect list`, e.g. t3550_g4.70_m-0.40.")]
-
-
-def _open(warehouse: Path, read_only: bool = False):
-    from .sql import _open as open_warehouse
-
-    return open_warehouse(warehouse, read_only=read_only)
 
 
 def _guard(fn, *args, **kwargs):
@@ -41,11 +35,8 @@ def list_cmd(warehouse: Warehouse = DEFAULT_WAREHOUSE,
     from ..inspect import queue
     from .sql import _table
 
-    con = _open(warehouse, read_only=True)
-    try:
+    with reading(warehouse) as con:
         rows = _guard(queue, con)
-    finally:
-        con.close()
     rows = [r for r in rows if all_ or r["status"] == "pending"]
     cols = ["bin_id", "reason", "n_spectra", "status", "obsids"]
     typer.echo(_table(cols, [tuple(r[c] for c in cols) for r in rows]))
@@ -63,11 +54,8 @@ def show_cmd(bin_id: Bin, warehouse: Warehouse = DEFAULT_WAREHOUSE,
     """
     from ..inspect import plot_bin
 
-    con = _open(warehouse, read_only=True)
-    try:
+    with reading(warehouse) as con:
         path = _guard(plot_bin, con, bin_id, out or Path(f"{bin_id}.png"))
-    finally:
-        con.close()
     typer.echo(f"wrote {path}")
 
 
@@ -75,7 +63,8 @@ def show_cmd(bin_id: Bin, warehouse: Warehouse = DEFAULT_WAREHOUSE,
 def decide_cmd(bin_id: Bin, warehouse: Warehouse = DEFAULT_WAREHOUSE,
                keep: Annotated[list[int] | None, typer.Option("--keep", help="obsid to keep (repeatable).")] = None,
                reject: Annotated[list[int] | None, typer.Option("--reject", help="obsid to reject (repeatable).")] = None,
-               note: Annotated[str, typer.Option("--note", help="Why (stored with the decision).")] = "") -> None:
+               note: Annotated[str, typer.Option("--note", help="Why (stored with the decision).")] = "",
+               wait: Wait = False) -> None:
     """Record decisions for spectra of one bin; the next build keeps / drops them in cln_kept.
 
     Example: mgold inspect decide t3550_g4.70_m-0.40 -w demo/warehouse.duckdb --keep 123456 --reject 654321
@@ -84,11 +73,8 @@ def decide_cmd(bin_id: Bin, warehouse: Warehouse = DEFAULT_WAREHOUSE,
 
     if not keep and not reject:
         fail("give at least one --keep OBSID or --reject OBSID", code=2)
-    con = _open(warehouse)
-    try:
+    with writing(warehouse, wait) as con:
         n = _guard(decide, con, bin_id, keep or [], reject or [], note)
-    finally:
-        con.close()
     typer.echo(f"recorded {n} decision(s) for {bin_id}; run `mgold build` (or `mgold sql run`) to apply them")
 
 
@@ -103,13 +89,10 @@ def figure_cmd(warehouse: Warehouse = DEFAULT_WAREHOUSE,
     Example: mgold inspect figure -w demo/warehouse.duckdb --out fig6.png
     """
     from ..evaluate.eps_figure import eps_figure
-    from ..inspect import built_config
+    from ..runner import recorded_config
 
-    con = _open(warehouse, read_only=True)
-    try:
-        cfg = built_config(con).with_overrides(set_)     # the clean layer's own config, then --set
+    with reading(warehouse) as con:
+        cfg = config(set_, recorded_config(con, "cln_dbscan"))     # the clean layer's own config, then --set
         path, summary = _guard(eps_figure, con, out, cfg, bin_id)
-    finally:
-        con.close()
     typer.echo(summary)
     typer.echo(f"wrote {path}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import typer
 
-from ._common import DEFAULT_WAREHOUSE, Warehouse, fail
+from ._common import DEFAULT_WAREHOUSE, Warehouse, fail, reading
 
 app = typer.Typer(help="Reports on a built warehouse.", no_args_is_help=True)
 
@@ -29,12 +29,14 @@ def labels(warehouse: Warehouse = DEFAULT_WAREHOUSE) -> None:
 
     Example: mgold report labels -w demo/warehouse.duckdb
     """
+    with reading(warehouse) as con:
+        _labels(con, warehouse)
+
+
+def _labels(con, warehouse: Path) -> None:
     from ..report import FIT_COLUMNS, OFFSET_COLUMNS, labels_report, sentence
 
-    if not Path(warehouse).exists():
-        fail(f"no warehouse at {warehouse}")
     try:
-        con = duckdb.connect(str(warehouse), read_only=True)
         rep = labels_report(con)
     except duckdb.CatalogException as e:
         fail(f"{warehouse}: labels not built yet ({str(e).splitlines()[0]}); run `mgold sql run` first")
@@ -98,12 +100,8 @@ def clean_cmd(warehouse: Warehouse = DEFAULT_WAREHOUSE) -> None:
     Example: mgold report clean -w demo/warehouse.duckdb
     """
     from ..evaluate.clean import evaluate, format_report
-    from ..warehouse import connect
 
-    if not Path(warehouse).exists():
-        fail(f"no warehouse at {warehouse}")
-    con = connect(warehouse, read_only=True)
-    try:
+    with reading(warehouse) as con:
         have = {f"{s}.{t}" for s, t in con.execute(
             "select table_schema, table_name from information_schema.tables").fetchall()}
         missing = [t for t in ("main.cln_dbscan", "main.cln_kept") if t not in have]
@@ -115,6 +113,4 @@ def clean_cmd(warehouse: Warehouse = DEFAULT_WAREHOUSE) -> None:
             fail(f"{warehouse}: no truth tables ({', '.join(missing)} missing): the cleaning accuracy "
                  "needs a synthetic build (mgold build --preset ...)")
         text = format_report(evaluate(con))
-    finally:
-        con.close()
     typer.echo(text)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import duckdb
 import typer
 
-from ..config import DEFAULT
-from ._common import DEFAULT_WAREHOUSE, Sets, Warehouse, fail
+from ..errors import UsageError
+from ._common import DEFAULT_WAREHOUSE, Sets, Wait, Warehouse, config, fail, reading, writing
 
 app = typer.Typer(help="Versioned SQL models: run, status, test, show, query.", no_args_is_help=True)
 
@@ -17,24 +16,6 @@ Select = Annotated[str | None, typer.Option(
     "--select", "-s", help="Models: NAME, NAME+ (and downstream), +NAME (and upstream), "
                            "layer:LAYER; several separated by commas.")]
 MAX_CELL = 40
-
-
-def _config(set_: list[str] | None):
-    try:
-        return DEFAULT.with_overrides(set_)
-    except (KeyError, ValueError) as e:
-        fail(str(e.args[0]) if e.args else str(e), code=2)
-
-
-def _open(warehouse: Path, read_only: bool = False):
-    from ..warehouse import connect
-
-    try:
-        return connect(warehouse, read_only=read_only)
-    except FileNotFoundError as e:
-        fail(str(e))
-    except Exception as e:  # noqa: BLE001 - e.g. the file is locked by another process
-        fail(f"cannot open {warehouse}: {str(e).splitlines()[0]}")
 
 
 def _cell(v) -> str:
@@ -59,17 +40,22 @@ def run_cmd(
     select: Select = None,
     full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild even fresh models.")] = False,
     set_: Sets = None,
+    wait: Wait = False,
 ) -> None:
-    """Build the selected models that are stale (changed SQL, upstream, used config value
-    or landing source), in dependency order; one line per model on stderr. Exits 1
+    """Build the selected models that are stale (changed SQL or code, upstream, used config
+    value or landing source), in dependency order; one line per model on stderr. Exits 1
     when a model failed (its previous table is kept; downstream is skipped).
 
     Example: mgold sql run -w w.duckdb --select stg_gaia+ --set select.snr_i_min=15
     """
-    from ..runner import run
+    from ..runner import Project, run, select_models
 
-    cfg = _config(set_)
-    con = _open(warehouse)
+    cfg = config(set_)
+    project = Project.load()
+    try:
+        select_models(project.models, select)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
     def echo(r) -> None:
         rows = "" if r.rows is None else f"{r.rows} rows"
@@ -77,10 +63,8 @@ def run_cmd(
         typer.echo(f"{r.status:>7}  {r.layer:<8} {r.name:<28} {rows:>12} {r.seconds:7.2f}s  {why}",
                    err=True)
 
-    try:
-        results = run(con, cfg, select=select, full_refresh=full_refresh, on_event=echo)
-    except ValueError as e:
-        fail(str(e), code=2)
+    with writing(warehouse, wait) as con:
+        results = run(con, project, cfg, select=select, full_refresh=full_refresh, on_event=echo)
     counts = {s: sum(r.status == s for r in results) for s in ("built", "fresh", "failed", "skipped")}
     typer.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
     if counts["failed"]:
@@ -97,12 +81,16 @@ def status(
 
     Example: mgold sql status -w w.duckdb
     """
-    from ..runner import model_states
+    from ..doctor import changed_data_files
+    from ..runner import Project, model_states
 
-    cfg = _config(set_)
-    # no warehouse yet: every model is simply "never built"
-    con = _open(warehouse, read_only=True) if Path(warehouse).exists() else duckdb.connect()
-    states = model_states(con, cfg)
+    cfg = config(set_)
+    project = Project.load()
+    with reading(warehouse) as con:
+        states = model_states(con, project, cfg)
+        changed = changed_data_files(con, checksums=False)
+    for problem in changed:
+        typer.echo(f"WARNING: {problem} (run `mgold doctor -w {warehouse}`)", err=True)
     if not states:
         typer.echo("no models found")
         return
@@ -125,14 +113,15 @@ def test_cmd(
 
     Example: mgold sql test -w w.duckdb --select layer:labels
     """
-    from ..runner import run_tests
+    from ..runner import Project, run_tests
 
-    cfg = _config(set_)
-    con = _open(warehouse, read_only=True)
-    try:
-        results = run_tests(con, select=select, cfg=cfg)
-    except ValueError as e:
-        fail(str(e), code=2)
+    cfg = config(set_)
+    project = Project.load()
+    with reading(warehouse) as con:
+        try:
+            results = run_tests(con, project, select=select, cfg=cfg)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     failed = [r for r in results if not r.passed]
     for r in results:
         where = f"{r.model}: {r.name}" if r.model else f"audit {r.name}"
@@ -159,14 +148,15 @@ def show(
 
     Example: mgold sql show lbl_offsets -w w.duckdb
     """
-    from ..runner import closure, lineage, load_models, model_states
+    from ..runner import Project, closure, lineage, model_states
 
-    cfg = _config(set_)
-    models = load_models()
+    cfg = config(set_)
+    project = Project.load()
+    models = project.models
     if model not in models:
         import difflib
         near = difflib.get_close_matches(model, list(models), n=3)
-        fail(f"unknown model {model!r}" + (f" (did you mean {', '.join(near)}?)" if near else ""))
+        raise UsageError(f"unknown model {model!r}" + (f" (did you mean {', '.join(near)}?)" if near else ""))
     m = models[model]
     up, down = lineage(models)
     flat = cfg.flat()
@@ -185,65 +175,64 @@ def show(
     all_down = sorted(closure(down[m.name], down) - down[m.name])
     if all_down:
         out.append(f"    (transitively: {', '.join(all_down)})")
-    if Path(warehouse).exists():
-        con = _open(warehouse, read_only=True)
-        st = next(s for s in model_states(con, cfg, models=models) if s.name == m.name)
-        out.append(f"  last run:    {st.last_status or 'never'}"
-                   + (f" at {st.last_run:%Y-%m-%d %H:%M:%S} (run {st.run_id})"
-                      + (f", {st.rows} rows" if st.rows is not None else "")
-                      if st.last_run else ""))
-        out.append(f"  stale:       {'yes: ' + _first_line(st.reason) if st.stale else 'no'}")
-    else:
-        out.append(f"  last run:    no warehouse at {warehouse}")
+    with reading(warehouse) as con:
+        st = next(s for s in model_states(con, project, cfg) if s.name == m.name)
+    out.append(f"  last run:    {st.last_status or 'never'}"
+               + (f" at {st.last_run:%Y-%m-%d %H:%M:%S} (run {st.run_id})"
+                  + (f", {st.rows} rows" if st.rows is not None else "")
+                  if st.last_run else ""))
+    out.append(f"  stale:       {'yes: ' + _first_line(st.reason) if st.stale else 'no'}")
     typer.echo("\n".join(out))
 
 
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help="A SQL query (models live in the main schema).")],
+    sql: Annotated[str, typer.Argument(help="One SELECT (or EXPLAIN) statement; models live in the main schema.")],
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
-    csv: Annotated[Path | None, typer.Option(help="Write the result to this CSV file.")] = None,
+    csv: Annotated[Path | None, typer.Option(help="Write the result to this CSV file (- for stdout).")] = None,
     parquet: Annotated[Path | None, typer.Option(help="Write the result to this Parquet file.")] = None,
     limit: Annotated[int, typer.Option(help="Rows printed to the terminal (files get all).")] = 50,
     set_: Sets = None,
 ) -> None:
-    """Run ad-hoc SQL against the warehouse (read-only when possible, config values
-    bound as getvariable('section.key')); print a table or write CSV / Parquet.
-    The spectral UDFs (rv_shift, resample, rest_frame_resample, sed_recalibrate)
+    """Run ad-hoc SQL against the warehouse, read-only: one SELECT / EXPLAIN statement
+    (COPY, ATTACH, CREATE, SET, ... are refused, so the query can write nothing, in the
+    warehouse or on disk), config values bound as getvariable('section.key'); print a table
+    or write CSV / Parquet (mgold writes that file itself, never inside the warehouse's
+    files). The spectral UDFs (rv_shift, resample, rest_frame_resample, sed_recalibrate)
     are available when the query calls them.
 
     Example: mgold sql query "select data_v, count(*) from landing.lamost_headers group by 1" -w w.duckdb
     """
     from mgold.udfs import calls_udf
 
+    from ..adhoc import check_read_only, output_path_allowed, write_result
     from ..runner import bind_config
 
     if csv and parquet:
-        fail("give at most one of --csv and --parquet", code=2)
-    cfg = _config(set_)
-    con = _open(warehouse, read_only=True)
-    bind_config(con, cfg)
-    if calls_udf(sql):
-        from mgold.udfs.register import register_udfs
+        raise UsageError("give at most one of --csv and --parquet")
+    cfg = config(set_)
+    target = csv or parquet
+    if target is not None and str(target) != "-":
+        output_path_allowed(target, warehouse)
+    with reading(warehouse) as con:
+        check_read_only(con, sql)
+        bind_config(con, cfg)
+        if calls_udf(sql):
+            from mgold.udfs.register import register_udfs
 
-        register_udfs(con, cfg)
-    try:
-        rel = con.sql(sql)
-        if rel is None:
-            typer.echo("ok")
-            return
-        if csv or parquet:
-            target = csv or parquet
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            (rel.write_csv if csv else rel.write_parquet)(str(target))
-            n = con.execute(f"select count(*) from read_{'csv' if csv else 'parquet'}(?)",
-                            [str(target)]).fetchone()[0]
-            typer.echo(f"wrote {n} rows to {target}")
-            return
-        columns = list(rel.columns)
-        rows = rel.limit(limit + 1).fetchall()
-    except Exception as e:  # noqa: BLE001 - any SQL error is one line for the user
-        fail(_first_line(str(e)))
+            sp = cfg.spectra
+            register_udfs(con, sp.sedcal_poly_order, sp.sedcal_clip_nsigma, sp.sedcal_iterations)
+        try:
+            rel = con.sql(sql)
+            if target is not None:
+                n = write_result(rel, target, "csv" if csv else "parquet")
+                if str(target) != "-":
+                    typer.echo(f"wrote {n} rows to {target}")
+                return
+            columns = list(rel.columns)
+            rows = rel.limit(limit + 1).fetchall()
+        except Exception as e:  # noqa: BLE001 - any SQL error is one line for the user
+            fail(_first_line(str(e)))
     typer.echo(_table(columns, rows[:limit]))
     if len(rows) > limit:
         typer.echo(f"... (first {limit} rows; --limit N for more, --csv/--parquet for all)")

@@ -48,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import DEFAULT, Config
-from ..inspect import built_config
+from ..runner import recorded_config
 from ..stages.clean import distance_params, iter_bin_chunks, min_pts, prepare_bin
 
 SNR_CLASSES = ((0.0, 15.0), (15.0, 25.0), (25.0, 40.0), (40.0, float("inf")))
@@ -61,13 +61,13 @@ def evaluate(con, cfg: Config | None = None) -> dict:
     """Every figure of the report, as a dict (reads truth.spectra; models never do).
 
     ``cfg``: the config the clean layer was built with (default: read from meta)."""
-    cfg = built_config(con) if cfg is None else cfg
+    cfg = recorded_config(con, "cln_dbscan") if cfg is None else cfg
     rows = con.execute("""
-        select d.bin_id, d.obsid, d.min_pts, d.in_main_cluster, d.is_kept, d.n_clusters,
+        select d.bin_id, d.obsid, d.min_pts, d.in_main_cluster, k.is_kept, d.n_clusters,
                coalesce(t.defect, 'none') as defect, d.snr_i,
                abs(l.teff_k - st.teff_k) <= ? and abs(l.logg_dex - st.logg_dex) <= ?
                    and abs(l.mh_dex - st.mh_dex) <= ? as label_accurate
-        from cln_dbscan d left join truth.spectra t using (obsid)
+        from cln_dbscan d join cln_keep_rank k using (obsid) left join truth.spectra t using (obsid)
         left join lbl_labelled_sample l using (obsid)
         left join truth.stars st on st.star_id = t.star_id""",
                        [cfg.clean.bin_teff_k, cfg.clean.bin_logg_dex, cfg.clean.bin_mh_dex]).fetchall()
@@ -151,7 +151,8 @@ def _pair_figures(con, cfg: Config) -> dict:
     eps = float(cfg.clean.dbscan_eps)
     accepted: set[int] = set()
     sd, sd_snr = [], []
-    for rows, flux, ivar in iter_bin_chunks(con, cfg, PAIR_SQL):
+    reader = con.sql(PAIR_SQL).to_arrow_reader(cfg.spectra.batch_spectra)
+    for rows, flux, ivar in iter_bin_chunks(reader, cfg.spectra.batch_spectra):
         F, IV = np.stack(flux).astype(float), np.stack(ivar).astype(float)
         loglam = rows["loglam0"][0] + rows["dloglam"][0] * np.arange(F.shape[1])
         params = distance_params(cfg, F.shape[1], loglam)

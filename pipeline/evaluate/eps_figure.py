@@ -17,8 +17,25 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DEFAULT, Config
-from ..inspect import InspectError, bin_spectra, built_config, draw_bin, normalised
+from ..inspect import InspectError, bin_spectra, draw_bin, normalised
+from ..runner import bind_config, compile_model_sql, load_models, recorded_config
 from ..stages.clean import cluster_chunk
+
+
+def kept_flags(clustered, cfg: Config) -> np.ndarray:
+    """``is_kept`` of cln_dbscan rows, by the cln_keep_rank model itself (run on a scratch
+    in-memory database): the cap rule is written once, in SQL."""
+    import duckdb
+
+    scratch = duckdb.connect()
+    try:
+        bind_config(scratch, cfg)
+        scratch.register("cln_dbscan", clustered)
+        sql = compile_model_sql(load_models()["cln_keep_rank"])
+        got = dict(scratch.execute(f"select obsid, is_kept from ({sql})").fetchall())
+    finally:
+        scratch.close()
+    return np.array([got[o] for o in clustered["obsid"].to_pylist()])
 
 
 def most_populated_bin(con) -> str:
@@ -46,9 +63,10 @@ def eps_figure(con, out: Path, cfg: Config = DEFAULT, bin_id: str | None = None)
     fig, axes = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
     lines = [f"bin {bin_id}: {len(rows)} spectra"]
     for ax, eps in zip(axes, (cfg.clean.dbscan_eps, cfg.clean.figure_eps_alt)):
-        res = cluster_chunk(chunk, list(flux), list(ivar), cfg, eps=eps).to_pydict()
+        table = cluster_chunk(chunk, list(flux), list(ivar), cfg, eps=eps)
+        res = table.to_pydict()
         member = np.array(res["in_main_cluster"])
-        kept = np.array(res["is_kept"])
+        kept = kept_flags(table, cfg)
         draw_bin(ax, loglam, y, member, kept, f"eps = {eps:g}: {member.sum()} of {len(rows)} spectra in the "
                                                f"main cluster (minPts {res['min_pts'][0]})")
         nn = np.array(res["nn_dist"], dtype=float)
@@ -70,18 +88,15 @@ def eps_figure(con, out: Path, cfg: Config = DEFAULT, bin_id: str | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..warehouse import connect
+    from ..warehouse import open_warehouse
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-w", "--warehouse", type=Path, required=True)
     p.add_argument("--out", type=Path, default=Path("eps_figure.png"))
     p.add_argument("--bin", default=None)
     a = p.parse_args(argv)
-    con = connect(a.warehouse, read_only=True)
-    try:
-        path, summary = eps_figure(con, a.out, built_config(con), a.bin)
-    finally:
-        con.close()
+    with open_warehouse(a.warehouse, read_only=True) as con:
+        path, summary = eps_figure(con, a.out, recorded_config(con, 'cln_dbscan'), a.bin)
     print(summary)
     print(f"wrote {path}")
     return 0

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 
 from ..config import DEFAULT, Config
+from ..runner import recorded_config
 
 PARAMS = ("teff_k", "logg_dex", "mh_dex")
 # issue 4's targets, on the demo preset
@@ -49,10 +50,12 @@ def has_truth(con) -> bool:
     return n == len(TRUTH_TABLES)
 
 
-def evaluate(con, cfg: Config = DEFAULT) -> dict:
-    """Every figure of the label-transfer accuracy, as a dict (reads truth.*; models never do)."""
+def evaluate(con, cfg: Config | None = None) -> dict:
+    """Every figure of the label-transfer accuracy, as a dict (reads truth.*; models never do).
+    ``cfg``: the config the labels were built with (default: as recorded in meta)."""
     if not has_truth(con):
         raise ValueError("no truth tables (truth.injected_offsets, truth.stars): not a synthetic build")
+    cfg = recorded_config(con, "lbl_offsets") if cfg is None else cfg
     offsets = offset_recovery(con, cfg)
     bias = labelled_bias(con)
     n_labelled, n_with_truth = con.execute(

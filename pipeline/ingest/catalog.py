@@ -18,7 +18,6 @@ Regenerate the column-map doc with ``python -m mgold.pipeline.ingest.catalog``.
 from __future__ import annotations
 
 import glob
-import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -27,7 +26,9 @@ import pyarrow as pa
 
 from ..config import DEFAULT, Config
 from ..progress import progress
-from ..warehouse import connect, new_run_id, record_ingest_error
+from ..errors import UsageError
+from ..warehouse import (finish_run, new_run_id, record_ingest_error, refuse_mixing, sha256_of, start_run,
+                         transaction)
 from . import IngestReport
 from .catalog_maps import KINDS, CatalogKind, Col
 from .readers import ROW_COLUMN, SUFFIXES, ReaderError, TableReader, open_reader
@@ -183,14 +184,6 @@ def _land_batch(con: duckdb.DuckDBPyConnection, spec: CatalogKind, raw: pa.Table
     return landed, errors
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def expand_paths(paths: Iterable[Path | str]) -> list[Path]:
     """Files, folders (searched recursively for table suffixes) and globs -> files, in order.
     Paths that do not exist are kept so the caller reports them."""
@@ -220,7 +213,7 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, spec: CatalogKind, path: Path, 
 
     if not path.is_file():
         return reject("file not found")
-    sha = sha256_file(path)
+    sha = sha256_of(path)
     if con.execute("select 1 from meta.ingested_files where file_sha256 = ? and kind = ?",
                    [sha, spec.kind]).fetchone():
         report.files_skipped += 1
@@ -231,26 +224,30 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, spec: CatalogKind, path: Path, 
         return reject(str(e))
     errors: list[tuple[int, str, str]] = []
     n_rows = n_landed = 0
-    begun = False
+    tx = transaction(con)
     try:
         mapping = resolve_columns(spec, reader.names)
         sources = list(dict.fromkeys(s for s in mapping.values() if s is not None))
-        con.begin()
-        begun = True
-        con.execute(landing_ddl(spec))
-        for batch in reader.batches(sources, batch_rows):
-            landed, errs = _land_batch(con, spec, _raw_table(batch, spec, mapping, path, n_rows),
-                                       mapping, str(path))
-            n_rows += batch.num_rows
-            n_landed += landed
-            errors += errs + _drain(reader)
-        errors += _drain(reader)
-        con.execute("insert into meta.ingested_files values (?, ?, ?, ?, ?, now())",
-                    [sha, str(path), spec.kind, run_id, n_landed])
-        con.commit()
+        with tx:
+            con.execute(landing_ddl(spec))
+            try:
+                for batch in reader.batches(sources, batch_rows):
+                    landed, errs = _land_batch(con, spec, _raw_table(batch, spec, mapping, path, n_rows),
+                                               mapping, str(path))
+                    n_rows += batch.num_rows
+                    n_landed += landed
+                    errors += errs + _drain(reader)
+            except Exception as e:
+                if not tx.owner and not isinstance(e, duckdb.Error):
+                    # inside the caller's transaction: take back this file's rows by hand
+                    con.execute(f'delete from landing."{spec.kind}" where _file = ?', [str(path)])
+                raise
+            errors += _drain(reader)
+            con.execute("insert into meta.ingested_files values (?, ?, ?, ?, ?, now())",
+                        [sha, str(path), spec.kind, run_id, n_landed])
     except Exception as e:  # noqa: BLE001 - one unreadable file must not stop the batch
-        if begun:
-            con.rollback()
+        if not tx.owner and isinstance(e, duckdb.Error):
+            raise                    # the caller's transaction is aborted: it must fail as a whole
         first = str(e).splitlines()[0] if str(e) else ""
         known = isinstance(e, (MissingColumnError, ReaderError, duckdb.Error))
         return reject(first if known else f"unreadable ({type(e).__name__}: {first})")
@@ -263,22 +260,32 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, spec: CatalogKind, path: Path, 
     report.rows_loaded += n_landed
 
 
-def ingest_catalog(kind: str, paths: list[Path], warehouse: Path,
-                   cfg: Config | None = None) -> IngestReport:
-    """Load catalogue files of one kind into ``landing.<kind>`` (see the module doc)."""
+def ingest_catalog(con: duckdb.DuckDBPyConnection, kind: str, paths: list[Path],
+                   cfg: Config | None = None, run_id: str | None = None,
+                   universe: str | None = None) -> IngestReport:
+    """Load catalogue files of one kind into ``landing.<kind>`` of the warehouse of ``con``
+    (see the module doc); never raises for bad input. ``run_id``: the caller's run (a build);
+    ``universe``: as for ``ingest_lamost`` (real data never mixes with a synthetic universe)."""
+    refuse_mixing(con, universe)
     if kind not in KINDS:
-        raise ValueError(f"unknown catalogue kind {kind!r}; choose one of {', '.join(KINDS)}")
+        raise UsageError(f"unknown catalogue kind {kind!r}; choose one of {', '.join(KINDS)}")
+    cfg = cfg or DEFAULT
     spec = KINDS[kind]
-    batch_rows = (cfg or DEFAULT).ingest.catalog_batch_rows
     files = expand_paths(paths)
     report = IngestReport(files_seen=len(files), outputs=[f"landing.{kind}"])
-    run_id = new_run_id()
-    con = connect(warehouse)
+    own_run = run_id is None
+    run_id = run_id or new_run_id()
+    if own_run:
+        start_run(con, cfg, run_id, f"ingest catalog {kind}")
     try:
         for path in progress(files, desc=f"catalog {kind}", unit="files"):
-            _ingest_file(con, spec, path, run_id, batch_rows, report)
-    finally:
-        con.close()
+            _ingest_file(con, spec, path, run_id, cfg.ingest.catalog_batch_rows, report)
+    except BaseException:
+        if own_run:
+            finish_run(con, run_id, "failed")
+        raise
+    if own_run:
+        finish_run(con, run_id, "ok")
     return report
 
 

@@ -8,26 +8,25 @@ ivar, pixmask``) as written by the synthetic universe.
 Outputs:
 
 * ``landing.lamost_headers`` one row per obsid (columns: ``HEADERS_SCHEMA``).
-* ``<stem>_files/spectra/lamost/part-<hash>.parquet``: ``obsid BIGINT, loglam0
+* ``<stem>_files/spectra/lamost/part-<run_id>-<k>.parquet``: ``obsid BIGINT, loglam0
   DOUBLE, dloglam DOUBLE, flux FLOAT[], ivar FLOAT[], pixmask INT[]``, row groups of
-  ``ingest.spectra_per_row_group``, at most ``ingest.spectra_per_file`` per part.
-* view ``landing.lamost_spectra`` over those parts (path relative to the warehouse
-  folder; created once a part exists).
+  ``ingest.spectra_per_row_group``, at most ``ingest.spectra_per_file`` per part, each
+  registered in ``meta.data_files`` with its size and sha256.
+* view ``landing.lamost_spectra`` over exactly the registered parts (paths relative to
+  the warehouse folder).
 * ``meta.ingested_files`` (kind 'lamost') per landed file, ``meta.ingest_errors``
   per problem (severity 'error' = rejected, 'warning' = landed with a fix-up).
 
 Flow and crash safety: worker processes read files (``imap`` in input order, so
 "first kept" is deterministic) and return one ``Spectrum`` each; the parent streams
-them into Parquet parts named ``part-<hash>.parquet.<run_id>.tmp`` and stages the
-header rows and file rows in ``.{headers,files}.<run_id>.tmp`` Parquet files, so
-memory stays bounded whatever the batch size. Then ONE transaction inserts the
-headers, ``meta.ingested_files`` and ``meta.runs``; only after it commits are the
-parts renamed to ``*.parquet`` (the view's glob never sees a ``.tmp``). A crash
-before the commit leaves the warehouse as it was (the ``.tmp`` files are deleted by
-the next ingest); a crash between the commit and the renames is repaired by the next
-ingest, which renames the ``.tmp`` parts whose run_id is committed. Problems are
-written to ``meta.ingest_errors`` as they happen (outside the transaction: they
-describe attempts, not data).
+them into new part files and stages the header rows and file rows in
+``.{headers,files}.<run_id>.tmp`` Parquet files, so memory stays bounded whatever the
+batch size. Then ONE transaction (the caller's, when a build replaces a universe)
+inserts the headers and ``meta.ingested_files``, registers the parts in
+``meta.data_files`` and redefines the view over the registered parts. Until it commits
+nobody reads the new parts; a crash before it leaves the warehouse as it was, and the
+next writer deletes the unregistered files (``warehouse.remove_orphans``). Problems are written to
+``meta.ingest_errors`` as they happen.
 
 Duplicates: a file whose sha256 is already in ``meta.ingested_files`` (or earlier
 in the same batch) is skipped silently (``files_skipped``); a spectrum whose obsid
@@ -39,7 +38,6 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
-import hashlib
 import itertools
 import json
 import multiprocessing as mp
@@ -56,12 +54,15 @@ import pyarrow.parquet as pq
 
 from ..config import Config
 from ..progress import progress
-from ..warehouse import connect, files_dir, new_run_id, record_ingest_error
+from ..warehouse import (files_dir, files_dir_of, finish_run, new_run_id, record_ingest_error,
+                         refuse_mixing, register_data_file, sha256_of, start_run, transaction,
+                         warehouse_path)
 from . import IngestReport
 from .lamost_fits import (BadSpectrum, C_KMS, HEADER_COLUMNS, Spectrum, clean_pixels,
                           init_worker, read_many, read_one, unspill)
 
 KIND = "lamost"
+SPECTRA_KIND = "lamost_spectra"     # meta.data_files kind of the landing spectra parts
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz")
 TABLE_SUFFIXES = (".parquet",)
 
@@ -107,59 +108,64 @@ def spectra_dir(warehouse: str | Path) -> Path:
     return files_dir(warehouse) / "spectra" / KIND
 
 
-def ingest_lamost(paths: list[Path], warehouse: Path, cfg: Config,
-                  workers: int | None = None) -> IngestReport:
-    """Land LAMOST spectra files (see module docstring); never raises for bad input."""
+def spectra_dir_of(con: duckdb.DuckDBPyConnection) -> Path:
+    return files_dir_of(con) / "spectra" / KIND
+
+
+def ingest_lamost(con: duckdb.DuckDBPyConnection, paths: list[Path], cfg: Config,
+                  workers: int | None = None, run_id: str | None = None,
+                  universe: str | None = None) -> IngestReport:
+    """Land LAMOST spectra files into the warehouse of ``con`` (see module docstring); never
+    raises for bad input. ``run_id``: the caller's run (a build); else this call is its own run.
+    ``universe``: the synthetic universe being ingested (by a build); without it, a warehouse
+    holding a synthetic universe is refused (real and synthetic data are never mixed)."""
+    refuse_mixing(con, universe)
     report = IngestReport()
-    warehouse = Path(warehouse)
-    run_id = new_run_id()
-    started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    con = connect(warehouse)
+    own_run = run_id is None
+    run_id = run_id or new_run_id()
+    con.execute(HEADERS_DDL)
+    if own_run:
+        start_run(con, cfg, run_id, "ingest lamost")
+    out_dir = spectra_dir_of(con)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files, missing = expand_paths(paths)
+    for p, reason in missing:
+        _reject(con, run_id, report, p, reason)
+    report.files_seen = len(files)
+    known_sha = {r[0] for r in con.execute(
+        "select file_sha256 from meta.ingested_files where kind = ?", [KIND]).fetchall()}
+    known_obsid = {r[0] for r in con.execute("select obsid from landing.lamost_headers").fetchall()}
+    sink = _Sink(out_dir, run_id, cfg)
     try:
-        con.execute(HEADERS_DDL)
-        out_dir = spectra_dir(warehouse)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        recover(con, warehouse)
-        files, missing = expand_paths(paths)
-        for p, reason in missing:
-            _reject(con, run_id, report, p, reason)
-        report.files_seen = len(files)
-        known_sha = {r[0] for r in con.execute(
-            "select file_sha256 from meta.ingested_files where kind = ?", [KIND]).fetchall()}
-        known_obsid = {r[0] for r in con.execute(
-            "select obsid from landing.lamost_headers").fetchall()}
-        sink = _Sink(out_dir, run_id, cfg)
-        try:
-            fits_files = [f for f in files if not f.name.endswith(TABLE_SUFFIXES)]
-            tables = [f for f in files if f.name.endswith(TABLE_SUFFIXES)]
-            events = _read_fits_files(fits_files, known_sha, cfg.ingest.loglinear_rtol,
-                                      workers or cfg.ingest.workers, out_dir, cfg.ingest.pool_min_files)
-            seen_sha = set(known_sha)
-            for path, sha, outcome in progress(events, total=len(fits_files), desc="lamost",
-                                               unit="files"):
-                if outcome == "skipped" or sha in seen_sha:
-                    report.files_skipped += 1
-                    continue
-                if isinstance(outcome, str):
-                    _reject(con, run_id, report, path, outcome)
-                    continue
-                if _land(con, run_id, report, sink, known_obsid, path, sha, outcome, row=None):
-                    seen_sha.add(sha)
-                    sink.add_file(sha, path, 1)
-                    report.files_loaded += 1
-            for path in tables:
-                _ingest_table(con, run_id, report, sink, known_obsid, seen_sha, path, cfg)
-            parts = sink.close()
-        except BaseException:
-            sink.discard()
-            raise
-        _commit(con, warehouse, run_id, started, sink, cfg)
-        finalize_parts(con, warehouse, parts)
-        report.outputs = ["landing.lamost_headers", "landing.lamost_spectra",
-                          *[str(p) for p in parts]]
-        return report
-    finally:
-        con.close()
+        fits_files = [f for f in files if not f.name.endswith(TABLE_SUFFIXES)]
+        tables = [f for f in files if f.name.endswith(TABLE_SUFFIXES)]
+        events = _read_fits_files(fits_files, known_sha, cfg.ingest.loglinear_rtol,
+                                  workers or cfg.ingest.workers, out_dir, cfg.ingest.pool_min_files)
+        seen_sha = set(known_sha)
+        for path, sha, outcome in progress(events, total=len(fits_files), desc="lamost", unit="files"):
+            if outcome == "skipped" or sha in seen_sha:
+                report.files_skipped += 1
+                continue
+            if isinstance(outcome, str):
+                _reject(con, run_id, report, path, outcome)
+                continue
+            if _land(con, run_id, report, sink, known_obsid, path, sha, outcome, row=None):
+                seen_sha.add(sha)
+                sink.add_file(sha, path, 1)
+                report.files_loaded += 1
+        for path in tables:
+            _ingest_table(con, run_id, report, sink, known_obsid, seen_sha, path, cfg)
+        parts = sink.close()
+        _commit(con, run_id, sink)
+    except BaseException:
+        sink.discard()
+        if own_run:
+            finish_run(con, run_id, "failed")
+        raise
+    if own_run:
+        finish_run(con, run_id, "ok")
+    report.outputs = ["landing.lamost_headers", "landing.lamost_spectra", *[str(p) for p in parts]]
+    return report
 
 
 # --- inputs -----------------------------------------------------------------------------
@@ -242,11 +248,7 @@ def _ingest_table(con, run_id: str, report: IngestReport, sink: "_Sink", known_o
     """One Parquet spectra table: rows validated like FITS spectra, bad rows rejected."""
     landed = 0
     try:
-        sha = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                sha.update(chunk)
-        digest = sha.hexdigest()
+        digest = sha256_of(path)
         if digest in seen_sha:
             report.files_skipped += 1
             return
@@ -392,8 +394,7 @@ class _Sink:
         self.files = _Staged(out_dir / f".files.{run_id}.tmp", FILES_SCHEMA, 10_000)
         self.buffer: list[Spectrum] = []
         self.writer: pq.ParquetWriter | None = None
-        self.in_part = 0
-        self.parts: list[Path] = []   # final names; on disk as <name>.<run_id>.tmp until commit
+        self.part_rows: dict[Path, int] = {}   # part file -> spectra; invisible until _commit registers it
 
     def add(self, spec: Spectrum, file: str, sha: str) -> None:
         self.headers.add({**spec.header, "file": file, "file_sha256": sha, "run_id": self.run_id})
@@ -407,18 +408,15 @@ class _Sink:
     def _flush(self) -> None:
         while self.buffer:
             if self.writer is None:
-                name = hashlib.sha256(f"{self.run_id}:{len(self.parts)}".encode()).hexdigest()[:16]
-                final = self.out_dir / f"part-{name}.parquet"
-                self.parts.append(final)
-                self.writer = pq.ParquetWriter(tmp_name(final, self.run_id), SPECTRA_SCHEMA,
-                                                 **PARQUET_OPTIONS)
-                self.in_part = 0
-            take = min(len(self.buffer), self.per_part - self.in_part)
-            self.writer.write_table(spectra_table(self.buffer[:take]),
-                                    row_group_size=self.per_group)
+                part = self.out_dir / f"part-{self.run_id}-{len(self.part_rows):05d}.parquet"
+                self.part_rows[part] = 0
+                self.writer = pq.ParquetWriter(part, SPECTRA_SCHEMA, **PARQUET_OPTIONS)
+            part = next(reversed(self.part_rows))
+            take = min(len(self.buffer), self.per_part - self.part_rows[part])
+            self.writer.write_table(spectra_table(self.buffer[:take]), row_group_size=self.per_group)
             self.buffer = self.buffer[take:]
-            self.in_part += take
-            if self.in_part >= self.per_part:
+            self.part_rows[part] += take
+            if self.part_rows[part] >= self.per_part:
                 self.writer.close()
                 self.writer = None
 
@@ -429,7 +427,7 @@ class _Sink:
             self.writer = None
         self.headers.close()
         self.files.close()
-        return self.parts
+        return list(self.part_rows)
 
     def discard(self) -> None:
         for w in (self.writer, self.headers.writer, self.files.writer):
@@ -438,13 +436,8 @@ class _Sink:
                     w.close()
             except Exception:
                 pass
-        for p in [tmp_name(p, self.run_id) for p in self.parts] + [self.headers.path,
-                                                                   self.files.path]:
+        for p in [*self.part_rows, self.headers.path, self.files.path]:
             p.unlink(missing_ok=True)
-
-
-def tmp_name(final: Path, run_id: str) -> Path:
-    return final.with_name(f"{final.name}.{run_id}.tmp")
 
 
 def spectra_table(specs: list[Spectrum]) -> pa.Table:
@@ -464,53 +457,34 @@ def spectra_table(specs: list[Spectrum]) -> pa.Table:
     ], schema=SPECTRA_SCHEMA)
 
 
-def _commit(con: duckdb.DuckDBPyConnection, warehouse: Path, run_id: str, started,
-            sink: _Sink, cfg: Config) -> None:
-    """All DB writes of the call in one transaction; staging files removed afterwards."""
-    finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    con.execute("begin transaction")
-    try:
+def _commit(con: duckdb.DuckDBPyConnection, run_id: str, sink: _Sink) -> None:
+    """All DB writes of the call in one transaction (or the caller's): headers, file rows, the
+    new parts in meta.data_files and the view over them. The parts were written under their
+    final names, but the view lists only registered files, so until this commits nobody reads
+    them; a crash before it leaves orphans that the next writer deletes
+    (``warehouse.remove_orphans``)."""
+    with transaction(con):
         if sink.headers.count:
             con.execute("insert into landing.lamost_headers by name "
                         "select * from read_parquet(?)", [str(sink.headers.path)])
         if sink.files.count:
             con.execute("insert into meta.ingested_files select file_sha256, file, ?, ?, n_rows, "
                         "now() from read_parquet(?)", [KIND, run_id, str(sink.files.path)])
-        con.execute("insert into meta.runs values (?, ?, ?, ?, 'ok', null, ?)",
-                    [run_id, "ingest lamost", started, finished,
-                     json.dumps(cfg.flat(), sort_keys=True, default=list)])
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        sink.discard()
-        raise
+        root = warehouse_path(con).parent
+        for part, n_rows in sink.part_rows.items():
+            register_data_file(con, part.relative_to(root).as_posix(), SPECTRA_KIND, n_rows, run_id,
+                               sha256_of(part), part.stat().st_size)
+        refresh_spectra_view(con)
     sink.headers.path.unlink(missing_ok=True)
     sink.files.path.unlink(missing_ok=True)
 
 
-def finalize_parts(con: duckdb.DuckDBPyConnection, warehouse: Path, parts: list[Path]) -> None:
-    """Rename committed ``.tmp`` parts into place and (re)create the view when parts exist."""
-    for final in parts:
-        for tmp in final.parent.glob(f"{final.name}.*.tmp"):
-            os.replace(tmp, final)
-    out_dir = spectra_dir(warehouse)
-    if any(out_dir.glob("*.parquet")):
-        rel = f"{files_dir(warehouse).name}/spectra/{KIND}/*.parquet"
-        con.execute(f"create or replace view landing.lamost_spectra as "
-                    f"select * from read_parquet('{rel}')")
-
-
-def recover(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
-    """Finish or undo what an interrupted ingest left (see module docstring)."""
-    out_dir = spectra_dir(warehouse)
-    committed = {r[0] for r in con.execute(
-        "select distinct run_id from meta.ingested_files where kind = ?", [KIND]).fetchall()}
-    finals = []
-    for tmp in sorted(out_dir.glob("*.tmp")):
-        stem, _, rest = tmp.name.partition(".parquet.")
-        run_id = rest[:-len(".tmp")] if rest else None
-        if tmp.name.startswith("part-") and run_id in committed:
-            finals.append(tmp.with_name(stem + ".parquet"))
-        else:
-            tmp.unlink()
-    finalize_parts(con, warehouse, finals)
+def refresh_spectra_view(con: duckdb.DuckDBPyConnection) -> None:
+    """``landing.lamost_spectra`` over exactly the registered spectra parts (none: no view)."""
+    parts = [r[0] for r in con.execute("select path from meta.data_files where kind = ? order by path",
+                                       [SPECTRA_KIND]).fetchall()]
+    if not parts:
+        con.execute("drop view if exists landing.lamost_spectra")
+        return
+    listed = ", ".join("'" + p.replace("'", "''") + "'" for p in parts)
+    con.execute(f"create or replace view landing.lamost_spectra as select * from read_parquet([{listed}])")

@@ -51,31 +51,8 @@ eps = 1.0 means "the two stars' normalised spectra differ by 1/sqrt(3535) = 1.7 
 rms per pixel"; photon noise no longer sets the scale, it only adds scatter:
 sd(D^2) = N_ref sqrt(2 sum w^2 (va+vb)^2) / sum w for noise alone.
 
-Why (measured on the ``demo`` preset, seed 42: 863 spectra in 581 bins, 353
-pairs of clean spectra sharing a bin, 385 clean eligible spectra; pipeline/
-evaluate/clean.py, ``mgold report clean``). The previous distance, plain
-Euclidean on the median-normalised spectra (steps 1-3 with clipping, no sky
-mask, one polynomial), put clean pairs 2.2 / 6.8 / 13.3 apart (10/50/90 %): two
-clean spectra at S/N_i ~ 20-30 are 3-7 apart from noise alone, so eps = 1
-accepted 8 % of the clean eligible spectra. With D: clean pairs 0.0 / 0.76 / 2.14
-(their noise-free distances 0.22 / 0.61 / 1.82), clean vs broken segment 12.8 /
-17.7 / 25.9, vs wrong RV 2.5 / 5.2 / 6.5, vs wrong object 2.4 / 3.5 / 18.6 (10/50/
-90 %): accepted 74 % of the clean eligible spectra, defect recall 48/51 (the
-three accepted, two swapped-label spectra and a wrong object, are of stars with
-nearly the bin's labels: D 0.0-0.5 from the bin-mate that took them). Noise floor,
-sd(D^2) of clean pairs by the pair's lower S/N_i: 2.0 below 15, 0.7 at 15-25,
-0.3 at 25-40, 0.02 above 40 (eps^2 = 1): below S/N_i ~ 20 the decision is
-noise-limited. The limit of eps = 1.0 itself on this universe: with each clean
-spectrum replaced by its star's noise-free spectrum, DBSCAN accepts 78 %. The
-catalogue label errors (~60 K in Teff) spread a 50 K bin's true Teff over
-~+-100 K, and a 50 K step moves a 3300 K dwarf's spectrum by D ~ 1.3 (a 3900 K
-one by ~0.5), so some clean same-bin stars are truly more than eps apart.
-Each step's share (same demo build; accepted fraction of the clean eligible
-spectra, recall 48/51 throughout): D with the old preparation (one polynomial,
-clipping, no sky mask) 0.47; + a polynomial per arm 0.61; + sky mask 0.66;
-+ the polynomial's variance 0.68; + no clipping 0.74. Leaving one out of the
-final setup: one polynomial 0.54, no sky mask 0.69, no polynomial variance 0.71;
-f = 0 (pure inverse variance) 0.74, unchanged: f fixes the high-S/N meaning.
+Why this distance, and what each preparation step contributes (measured on one demo
+seed): docs/cleaning.md.
 
 minPts rule (config ``clean.minpts_*``): min_pts = clip(n // minpts_stars_per_point,
 minpts_min, minpts_max), n = number of spectra clustered in the bin, so bins of
@@ -84,16 +61,18 @@ of samples").
 
 DBSCAN runs on the precomputed distance matrix of each bin (udfs/dbscan.py,
 labels identical to ``sklearn.cluster.DBSCAN(metric='precomputed')``), parallel
-over the bins of a chunk. Kept: the largest cluster of the bin (ties: the lower
+over the bins of a chunk. The main cluster is the largest of the bin (ties: the lower
 label, i.e. the one seeded from the higher-S/N spectrum, as rows enter DBSCAN in
-S/N order); its core members by decreasing S/N, at most ``clean.cap_per_bin``.
-Core flags and ``nn_dist`` come from the same matrix DBSCAN used.
+S/N order). Core flags and ``nn_dist`` come from the same matrix DBSCAN used. Which
+spectra are kept (core members of the main cluster by S/N, at most
+``clean.cap_per_bin``) is SQL: ``cln_keep_rank``, then ``cln_kept`` with the decisions.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -103,8 +82,7 @@ from mgold.udfs.sed_recalibrate import poly_eval, poly_x, sed_recalibrate_batch
 from mgold.udfs.spectral_distance import debiased_distances, debiased_distances_bins
 
 from ..config import Config
-from ..inspect import ensure_decisions_table
-from ..sqlmodel import python_model
+from ..pymodel import python_model
 
 C_KMS = 299792.458
 
@@ -302,8 +280,8 @@ def cluster_chunk(rows: dict[str, list], flux: list[np.ndarray], ivar: list[np.n
     boff = block_offsets(offsets)
     snr = np.asarray(rows["snr_i"], dtype=np.float64)
     out = {k: np.zeros(m, dtype=t) for k, t in (("is_core", bool), ("in_main_cluster", bool),
-                                                  ("keep_rank", np.int64), ("n_clusters", np.int64),
-                                                  ("nn_dist", np.float64), ("usable", bool))}
+                                                  ("n_clusters", np.int64), ("nn_dist", np.float64),
+                                                  ("usable", bool))}
     for b in range(len(sizes)):
         s, e = offsets[b], offsets[b + 1]
         d = D_flat[boff[b]:boff[b + 1]].reshape(e - s, e - s)
@@ -316,15 +294,7 @@ def cluster_chunk(rows: dict[str, list], flux: list[np.ndarray], ivar: list[np.n
         out["n_clusters"][s:e] = clusters.size
         if clusters.size == 0:
             continue
-        main = clusters[np.argmax(counts)]
-        member = lab == main
-        out["in_main_cluster"][s:e] = member
-        cand = np.flatnonzero(member & out["is_core"][s:e])
-        order = cand[np.argsort(-snr[s:e][cand], kind="stable")]
-        rank = np.zeros(e - s, dtype=np.int64)
-        rank[order] = np.arange(1, order.size + 1)
-        out["keep_rank"][s:e] = rank
-    keep_rank = out["keep_rank"]
+        out["in_main_cluster"][s:e] = lab == clusters[np.argmax(counts)]
     return pa.table({
         "bin_id": pa.array(bin_id.tolist(), pa.string()),
         "obsid": pa.array(rows["obsid"], pa.int64()),
@@ -339,76 +309,58 @@ def cluster_chunk(rows: dict[str, list], flux: list[np.ndarray], ivar: list[np.n
         "is_core": pa.array(out["is_core"]),
         "n_clusters": pa.array(out["n_clusters"]),
         "in_main_cluster": pa.array(out["in_main_cluster"]),
-        "keep_rank": pa.array(keep_rank),
-        "is_kept": pa.array((keep_rank > 0) & (keep_rank <= cfg.clean.cap_per_bin)),
         "nn_dist": pa.array(np.where(np.isfinite(out["nn_dist"]), out["nn_dist"], np.nan), from_pandas=True),
     })
 
 
-def iter_bin_chunks(con, cfg: Config, sql: str = SOURCE_SQL):
-    """(rows, flux, ivar) chunks of whole bins, about ``spectra.batch_spectra`` spectra each.
-
-    ``sql`` must order by bin; ``rows`` holds every non-array column of it as lists."""
-    cur = con.cursor()
-    try:
-        reader = cur.sql(sql).to_arrow_reader(cfg.spectra.batch_spectra)
-        rows: dict[str, list] = {}
-        flux: list[np.ndarray] = []
-        ivar: list[np.ndarray] = []
-        for rb in reader:
-            d = rb.to_pydict()
-            fl = rb.column("flux")
-            n = fl.type.list_size
-            f = fl.flatten().to_numpy(zero_copy_only=False).reshape(-1, n)
-            iv = rb.column("ivar").flatten().to_numpy(zero_copy_only=False).reshape(-1, n)
-            keys = [k for k in d if k not in ("flux", "ivar")]
-            for i, b in enumerate(d["bin_id"]):
-                # emit only at a bin boundary so a bin never straddles two chunks
-                if len(flux) >= cfg.spectra.batch_spectra and rows["bin_id"][-1] != b:
-                    yield rows, flux, ivar
-                    rows, flux, ivar = {}, [], []
-                for k in keys:
-                    rows.setdefault(k, []).append(d[k][i])
-                flux.append(f[i])
-                ivar.append(iv[i])
-        if flux:
-            yield rows, flux, ivar
-    finally:
-        cur.close()
+def iter_bin_chunks(batches: Iterable[pa.RecordBatch], chunk_spectra: int):
+    """(rows, flux, ivar) chunks of whole bins, about ``chunk_spectra`` spectra each, from record
+    batches ordered by bin; ``rows`` holds every non-array column as lists."""
+    rows: dict[str, list] = {}
+    flux: list[np.ndarray] = []
+    ivar: list[np.ndarray] = []
+    for rb in batches:
+        d = rb.to_pydict()
+        fl = rb.column("flux")
+        n = fl.type.list_size
+        f = fl.flatten().to_numpy(zero_copy_only=False).reshape(-1, n)
+        iv = rb.column("ivar").flatten().to_numpy(zero_copy_only=False).reshape(-1, n)
+        keys = [k for k in d if k not in ("flux", "ivar")]
+        for i, b in enumerate(d["bin_id"]):
+            # emit only at a bin boundary so a bin never straddles two chunks
+            if len(flux) >= chunk_spectra and rows["bin_id"][-1] != b:
+                yield rows, flux, ivar
+                rows, flux, ivar = {}, [], []
+            for k in keys:
+                rows.setdefault(k, []).append(d[k][i])
+            flux.append(f[i])
+            ivar.append(iv[i])
+    if flux:
+        yield rows, flux, ivar
 
 
-def _create_target(con, target: str) -> None:
-    con.execute(f"""create table {target} (
-        bin_id varchar, obsid bigint, source_id bigint, snr_i double, snr_rank bigint,
-        n_clustered bigint, min_pts bigint, eps double, usable boolean, cluster_label bigint,
-        is_core boolean, n_clusters bigint, in_main_cluster boolean, keep_rank bigint,
-        is_kept boolean, nn_dist double)""")
+DBSCAN_COLUMNS = {
+    "bin_id": "varchar", "obsid": "bigint", "source_id": "bigint", "snr_i": "double", "snr_rank": "bigint",
+    "n_clustered": "bigint", "min_pts": "bigint", "eps": "double", "usable": "boolean",
+    "cluster_label": "bigint", "is_core": "boolean", "n_clusters": "bigint", "in_main_cluster": "boolean",
+    "nn_dist": "double"}
 
 
 @python_model(
-    name="cln_dbscan", layer="clean", depends_on=("cln_bins", "spc_cluster_grid"),
+    name="cln_dbscan", layer="clean", columns=DBSCAN_COLUMNS, inputs={"bins": SOURCE_SQL},
     params=("clean.dbscan_eps", "clean.minpts_min", "clean.minpts_max", "clean.minpts_stars_per_point",
-            "clean.cap_per_bin", "clean.dist_ref_pix", "clean.dist_weight_floor", "clean.min_good_pix_frac",
+            "clean.dist_ref_pix", "clean.dist_weight_floor", "clean.min_good_pix_frac",
             "clean.bin_recal_order", "clean.bin_recal_split_aa", "clean.bin_recal_variance",
-            "clean.telluric_windows_aa",
-            "clean.sky_lines_aa", "clean.sky_halfwidth_aa", "clean.bin_recal_clip_nsigma",
-            "spectra.sedcal_iterations", "spectra.batch_spectra",
+            "clean.telluric_windows_aa", "clean.sky_lines_aa", "clean.sky_halfwidth_aa",
+            "clean.bin_recal_clip_nsigma", "spectra.sedcal_iterations", "spectra.batch_spectra",
             "spectra.cluster_wave_min_aa", "spectra.cluster_wave_max_aa", "spectra.dloglam"),
-    kind="table",
     description="DBSCAN per parameter bin on a noise-debiased distance matrix of the normalised, "
-                "recalibrated spectra (paper §2.4): cluster label, core flag, main cluster and the "
-                "capped keep flag of every clustered spectrum.",
+                "recalibrated spectra (paper §2.4): cluster label, core flag and main cluster of every "
+                "clustered spectrum.",
     grain="one row per obsid of cln_bins",
-    tests="unique(obsid); not_null(bin_id, obsid, cluster_label, is_kept); range(min_pts, 1, 100)",
+    tests="unique(obsid); not_null(bin_id, obsid, cluster_label, in_main_cluster); range(min_pts, 1, 100)",
 )
-def build(con, cfg: Config, target: str) -> None:
-    # cln_kept reads the decisions; a fresh warehouse must have the (empty) table
-    ensure_decisions_table(con)
-    _create_target(con, target)
-    for rows, flux, ivar in iter_bin_chunks(con, cfg):
-        tbl = cluster_chunk(rows, flux, ivar, cfg)
-        con.register("_cln_batch", tbl)
-        try:
-            con.execute(f"insert into {target} select * from _cln_batch")
-        finally:
-            con.unregister("_cln_batch")
+def build(ctx):
+    n = ctx.cfg.spectra.batch_spectra
+    for rows, flux, ivar in iter_bin_chunks(ctx.batches("bins", n), n):
+        yield cluster_chunk(rows, flux, ivar, ctx.cfg)

@@ -22,11 +22,10 @@ like one step in log g or [M/H]). Nearest rather than trilinear: P only absorbs 
 smooth 2nd-order shape, and the node spacing of the grid (~100 K) changes the SED
 shape far less than the ~10% flux-calibration errors P removes.
 
-Storage: a DuckDB table with fixed-length ``FLOAT[n]`` flux and ivar arrays
-(n from the grid config). The runner builds it under a temporary name and swaps it
-in atomically in one transaction, so no Parquet side files can be orphaned.
-Streaming: spectra are read in record batches of ``spectra.batch_spectra`` through a
-second cursor and each batch is inserted as it is processed (bounded memory).
+Storage: a DuckDB table with fixed-length ``FLOAT[n]`` flux and ivar arrays (n from
+the grid config, ``grid_columns``); the runner creates it from the declared columns,
+fills it with the batches the model yields and swaps it in atomically. Streaming:
+spectra are read in record batches of ``spectra.batch_spectra`` (bounded memory).
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ from mgold.udfs.resample import resample, rest_frame_resample_batch
 from mgold.udfs.sed_recalibrate import poly_eval, sed_recalibrate_batch
 
 from ..config import Config
-from ..sqlmodel import python_model
+from ..pymodel import python_model
 
 SED_FAMILY = {"dwarf": "bt_settl_like", "giant": "marcs_like"}   # paper §2.3.2
 
@@ -56,6 +55,11 @@ join stg_lamost h using (obsid)
 join landing.lamost_spectra s using (obsid)
 where h.rv_kms is not null
 order by l.obsid
+"""
+SEDS_SQL = """
+select family, teff_k, logg_dex, mh_dex, loglam0, dloglam, flux
+from landing.model_sed_grid
+order by family, teff_k, logg_dex, mh_dex
 """
 
 
@@ -77,9 +81,7 @@ def poly_x_on(cluster: tuple[float, float, int], loglam: np.ndarray) -> np.ndarr
 class ModelSeds:
     """Nearest model-SED node per star, resampled onto one grid (cached per node)."""
 
-    def __init__(self, con, out_grid: tuple[float, float, int]):
-        nodes = con.sql("select family, teff_k, logg_dex, mh_dex, loglam0, dloglam, flux "
-                            "from landing.model_sed_grid order by family, teff_k, logg_dex, mh_dex").to_arrow_table()
+    def __init__(self, nodes: pa.Table, out_grid: tuple[float, float, int]):
         if nodes.num_rows == 0:
             raise ValueError("landing.model_sed_grid is empty: no reference SEDs for recalibration (§2.3.2)")
         self.family = np.asarray(nodes["family"].to_pylist())
@@ -135,29 +137,12 @@ def _fixed(values: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1), pa.float32()), n)
 
 
-def _create_target(con, target: str, n: int, n_coef: int) -> None:
-    con.execute(f"""create table {target} (
-        obsid bigint, source_id bigint, class varchar, rv_kms double,
-        loglam0 double, dloglam double, n_pix integer, n_good_pix integer,
-        sed_family varchar, sed_teff_k double, sed_logg_dex double, sed_mh_dex double,
-        sedcal_coeffs double[{n_coef}], flux float[{n}], ivar float[{n}])""")
-
-
-def _reader(con, sql: str, batch: int):
-    """Record batches of ``sql`` on a second cursor, so the first can insert meanwhile."""
-    cur = con.cursor()
-    path = con.execute("select current_setting('file_search_path')").fetchall()[0][0]
-    if path:
-        cur.execute(f"set file_search_path = '{path}'")
-    return cur, cur.sql(sql).to_arrow_reader(batch)
-
-
-def _insert(con, target: str, table: pa.Table) -> None:
-    con.register("_spc_batch", table)
-    try:
-        con.execute(f"insert into {target} select * from _spc_batch")
-    finally:
-        con.unregister("_spc_batch")
+def grid_columns(n: int, n_coef: int) -> dict[str, str]:
+    """The columns of spc_cluster_grid / spc_red_grid: fixed-length arrays on an ``n``-pixel grid."""
+    return {"obsid": "bigint", "source_id": "bigint", "class": "varchar", "rv_kms": "double",
+            "loglam0": "double", "dloglam": "double", "n_pix": "integer", "n_good_pix": "integer",
+            "sed_family": "varchar", "sed_teff_k": "double", "sed_logg_dex": "double", "sed_mh_dex": "double",
+            "sedcal_coeffs": f"double[{n_coef}]", "flux": f"float[{n}]", "ivar": f"float[{n}]"}
 
 
 def process_batch(rb: pa.RecordBatch, cfg: Config, seds: ModelSeds, out_grid, coeffs=None) -> pa.Table:
@@ -216,24 +201,6 @@ def process_batch(rb: pa.RecordBatch, cfg: Config, seds: ModelSeds, out_grid, co
     })
 
 
-def build_grid(con, cfg: Config, target: str, which: str) -> None:
-    """Stream every labelled spectrum through ``process_batch`` into table ``target``."""
-    out_grid = grid(cfg, which)
-    coeffs = None
-    if which == "red":
-        rows = con.execute("select obsid, sedcal_coeffs from spc_cluster_grid").fetchall()
-        coeffs = {int(o): np.asarray(c, dtype=np.float64) for o, c in rows}
-    seds = ModelSeds(con, out_grid) if which == "cluster" else None
-    _create_target(con, target, out_grid[2], cfg.spectra.sedcal_poly_order + 1)
-    cur, reader = _reader(con, SOURCE_SQL, cfg.spectra.batch_spectra)
-    try:
-        for rb in reader:
-            if rb.num_rows:
-                _insert(con, target, process_batch(rb, cfg, seds or _NoSeds(), out_grid, coeffs))
-    finally:
-        cur.close()
-
-
 class _NoSeds:
     """The red grid reuses the clustering-grid polynomial: it needs no model SED."""
 
@@ -245,25 +212,35 @@ class _NoSeds:
 
 @python_model(
     name="spc_cluster_grid", layer="spectra",
-    depends_on=("lbl_labelled_sample", "stg_lamost", "landing.lamost_spectra", "landing.model_sed_grid"),
-    params=_COMMON_PARAMS, kind="table",
+    columns=lambda cfg: grid_columns(grid(cfg, "cluster")[2], cfg.spectra.sedcal_poly_order + 1),
+    inputs={"spectra": SOURCE_SQL, "seds": SEDS_SQL},
+    params=_COMMON_PARAMS,
     description="Labelled stars' spectra in the rest frame on the 3900-8800 AA clustering grid, "
                 "SED-recalibrated with a 2nd-order multiplicative polynomial (paper §2.3).",
     grain="one row per obsid (one spectrum per labelled star)",
     tests="unique(obsid); not_null(obsid, flux, ivar, n_good_pix)",
 )
-def build_cluster_grid(con, cfg: Config, target: str) -> None:
-    build_grid(con, cfg, target, "cluster")
+def build_cluster_grid(ctx):
+    out_grid = grid(ctx.cfg, "cluster")
+    seds = ModelSeds(ctx.table("seds"), out_grid)
+    for rb in ctx.batches("spectra", ctx.cfg.spectra.batch_spectra):
+        yield process_batch(rb, ctx.cfg, seds, out_grid)
 
 
 @python_model(
     name="spc_red_grid", layer="spectra",
-    depends_on=("spc_cluster_grid", "lbl_labelled_sample", "stg_lamost", "landing.lamost_spectra"),
-    params=_COMMON_PARAMS + ("spectra.red_wave_min_aa", "spectra.red_wave_max_aa"), kind="table",
+    columns=lambda cfg: grid_columns(grid(cfg, "red")[2], cfg.spectra.sedcal_poly_order + 1),
+    inputs={"spectra": SOURCE_SQL, "coeffs": "select obsid, sedcal_coeffs from spc_cluster_grid"},
+    params=_COMMON_PARAMS + ("spectra.red_wave_min_aa", "spectra.red_wave_max_aa"),
     description="The same spectra on the 6000-8800 AA red grid (paper §2.5), divided by the "
                 "polynomial fitted on the clustering grid.",
     grain="one row per obsid (one spectrum per labelled star)",
     tests="unique(obsid); not_null(obsid, flux, ivar, n_good_pix)",
 )
-def build_red_grid(con, cfg: Config, target: str) -> None:
-    build_grid(con, cfg, target, "red")
+def build_red_grid(ctx):
+    t = ctx.table("coeffs")
+    coeffs = {int(o): np.asarray(c, dtype=np.float64)
+              for o, c in zip(t["obsid"].to_pylist(), t["sedcal_coeffs"].to_pylist())}
+    out_grid = grid(ctx.cfg, "red")
+    for rb in ctx.batches("spectra", ctx.cfg.spectra.batch_spectra):
+        yield process_batch(rb, ctx.cfg, _NoSeds(), out_grid, coeffs)

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -105,22 +108,45 @@ def write_spectra(cfg: Config, out: Path, fmt: str, stars: dict, visits: dict) -
     return files
 
 
-def generator_version() -> str:
-    """sha256 of the generator's own files (code + fitted coefficients): a changed generator
-    makes an existing universe stale, like a changed ``synth.*`` value does."""
+def generator_version(folder: Path | None = None) -> str:
+    """sha256 of the generator's own files (code + fitted coefficients; ``folder``: this package's
+    by default): a changed generator makes an existing universe stale, like a changed
+    ``synth.*`` value does."""
     h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
+    here = Path(folder) if folder is not None else Path(__file__).resolve().parent
     for path in sorted(p for p in here.iterdir() if p.suffix in (".py", ".json", ".npz")):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
 
 def make(cfg: Config, out: Path, fmt: str = "parquet") -> Path:
-    """Write the universe of ``cfg.synth`` to ``out`` in ``fmt``; returns the manifest path."""
+    """Write the universe of ``cfg.synth`` to ``out`` in ``fmt``; returns the manifest path.
+
+    Atomic: the universe is written into a sibling temporary folder and swapped in by renames
+    only when complete, so an interrupted make never leaves a folder that mixes two universes
+    (an older one stays as it was, or ``out`` is absent and the next make starts over)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown spectra format {fmt!r}; choices: {', '.join(FORMATS)}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stray in out.parent.glob(f".{out.name}.*-*"):      # left by an interrupted make
+        shutil.rmtree(stray, ignore_errors=True)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        _write_universe(cfg, tmp, fmt)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out / "manifest.json"
+
+
+def _write_universe(cfg: Config, out: Path, fmt: str) -> None:
+    out.mkdir(parents=True)
     s = cfg.synth
     stars = make_stars(s)
     visits = make_visits(s, stars)
@@ -140,9 +166,21 @@ def make(cfg: Config, out: Path, fmt: str = "parquet") -> Path:
     files += [_write_catalog(out, kind, cols) for kind, cols in tables.items()]
 
     truth = write_truth(out, s, stars, visits, label_truth)
+    for f in files:
+        f["bytes"] = (out / f["path"]).stat().st_size
     manifest = {"preset": s.preset, "seed": s.seed, "format": fmt, "generator": generator_version(),
                 "config": {k: v for k, v in cfg.flat().items() if k.startswith("synth.")},
                 "files": files, "truth": truth}
-    path = out / "manifest.json"
-    path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    return path
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+def manifest_complete(out: Path) -> str | None:
+    """None when every file the manifest lists is present with its recorded size, else why not."""
+    m = json.loads((Path(out) / "manifest.json").read_text())
+    for f in m["files"] + [{"path": t} for t in m.get("truth", [])]:
+        p = Path(out) / f["path"]
+        if not p.is_file():
+            return f"{p} is missing"
+        if "bytes" in f and p.stat().st_size != f["bytes"]:
+            return f"{p} has {p.stat().st_size} bytes, the manifest says {f['bytes']}"
+    return None

@@ -8,7 +8,7 @@ with bins as (
 ),
 
 clustered as (
-    select obsid, is_kept, keep_rank from cln_dbscan
+    select obsid, is_kept, keep_rank from cln_keep_rank
 ),
 
 latest_decisions as (

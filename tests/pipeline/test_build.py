@@ -4,45 +4,68 @@ from __future__ import annotations
 
 import json
 
-from mgold.pipeline.build import _manifest_fresh, preset_config
+import shutil
+from pathlib import Path
+
+from mgold.pipeline.build import _inputs_fresh, preset_config
 from mgold.pipeline.synth.make import generator_version
 
 
-def _manifest(path, cfg, fmt="parquet", generator=None):
-    path.write_text(json.dumps({
-        "format": fmt, "generator": generator or generator_version(),
-        "config": {k: v for k, v in cfg.flat().items() if k.startswith("synth.")}}))
-    return path
+def _manifest(folder, cfg, fmt="parquet", generator=None, files=()):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.json").write_text(json.dumps({
+        "format": fmt, "generator": generator or generator_version(), "truth": [],
+        "config": {k: v for k, v in cfg.flat().items() if k.startswith("synth.")}, "files": list(files)}))
+    return folder
 
 
 def test_inputs_are_fresh_only_for_the_same_config_format_and_generator(tmp_path):
     cfg = preset_config("tiny")
-    m = _manifest(tmp_path / "manifest.json", cfg)
-    assert _manifest_fresh(m, cfg, "parquet")
-    assert not _manifest_fresh(m, cfg, "fits")
-    assert not _manifest_fresh(m, cfg.with_overrides({"synth.aspcap.dwarf.teff_k": 1.0}), "parquet")
-    assert not _manifest_fresh(_manifest(m, cfg, generator="0" * 64), cfg, "parquet")
-    assert not _manifest_fresh(tmp_path / "absent.json", cfg, "parquet")
+    m = _manifest(tmp_path / "in", cfg)
+    assert _inputs_fresh(m, cfg, "parquet") is None
+    assert "format" in _inputs_fresh(m, cfg, "fits")
+    assert "synth.aspcap.dwarf.teff_k" in _inputs_fresh(m, cfg.with_overrides({"synth.aspcap.dwarf.teff_k": 1.0}),
+                                                        "parquet")
+    assert "generator" in _inputs_fresh(_manifest(m, cfg, generator="0" * 64), cfg, "parquet")
+    assert _inputs_fresh(tmp_path / "absent", cfg, "parquet") is not None
 
 
-def test_generator_version_is_stable_and_hex():
-    v = generator_version()
-    assert v == generator_version() and len(v) == 64 and int(v, 16) >= 0
+def test_inputs_with_a_missing_or_resized_file_are_not_fresh(tmp_path):
+    cfg = preset_config("tiny")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.parquet").write_bytes(b"x" * 10)
+    m = _manifest(tmp_path / "in", cfg, files=[{"kind": "gaia", "path": "a.parquet", "bytes": 10}])
+    assert _inputs_fresh(m, cfg, "parquet") is None
+    (m / "a.parquet").write_bytes(b"x" * 11)           # an interrupted rewrite
+    assert "bytes" in _inputs_fresh(m, cfg, "parquet")
+    (m / "a.parquet").unlink()
+    assert "missing" in _inputs_fresh(m, cfg, "parquet")
+
+
+def test_generator_version_is_stable_and_changes_with_any_generator_file(tmp_path):
+    here = Path(__import__("mgold.pipeline.synth.make", fromlist=["x"]).__file__).parent
+    copy = tmp_path / "synth"
+    shutil.copytree(here, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    v = generator_version(copy)
+    assert v == generator_version() == generator_version(copy) and len(v) == 64
+    (copy / "stars.py").write_text((copy / "stars.py").read_text() + "\n# edited\n")
+    assert generator_version(copy) != v
 
 
 def test_a_warehouse_of_real_files_is_never_wiped_for_a_universe(tmp_path):
     import pytest
 
-    from mgold.pipeline.build import BuildError, _forget_other_universe
+    from mgold.pipeline.build import _forget_other_universe
+    from mgold.pipeline.errors import WarehouseError
     from mgold.pipeline.warehouse import connect
 
     wh = tmp_path / "w.duckdb"
     con = connect(wh)
     con.execute("create table landing.gaia as select 1 as source_id")
     con.execute("insert into meta.ingested_files values ('abc', '/data/real/spec-1.fits', 'lamost', 'r', 1, now())")
+    with pytest.raises(WarehouseError, match="not a synthetic universe"):
+        _forget_other_universe(con, [], "0" * 64, lambda _m: None)
     con.close()
-    with pytest.raises(BuildError, match="not a synthetic universe"):
-        _forget_other_universe(wh, "0" * 64, tmp_path / "w_files" / "inputs")
     con = connect(wh, read_only=True)
     assert con.execute("select count(*) from landing.gaia").fetchone()[0] == 1
     con.close()

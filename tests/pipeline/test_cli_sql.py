@@ -27,10 +27,9 @@ def env(tmp_path, monkeypatch, warehouse):
                 tests="unique(id)")
     write_model(root, "xmatch", "xm_b", "select * from stg_a where snr >= getvariable('select.snr_i_min')",
                 params="select.snr_i_min", tests="not_null(id)")
-    real_load = runner.load_models
-    real_audits = runner.load_audits
-    monkeypatch.setattr(runner, "load_models", lambda sql_root=None, stages=None: real_load(root, None))
-    monkeypatch.setattr(runner, "load_audits", lambda sql_root=None: real_audits(root))
+    real_load = runner.Project.load.__func__
+    monkeypatch.setattr(runner.Project, "load",
+                        classmethod(lambda cls, sql_root=None, stages=None: real_load(cls, root, None)))
     con = duckdb.connect(str(warehouse))
     con.execute("create schema landing")
     con.execute("create table landing.src as select * from (values (1, 5.0), (2, 20.0), (2, 30.0)) t(id, snr)")
@@ -104,7 +103,8 @@ def test_show_lists_params_with_values_lineage_and_last_run(env):
     assert res.exit_code == 0, res.output
     assert "select.snr_i_min = 10.0" in res.stdout
     assert "upstream:    stg_a" in res.stdout and "last run:    built" in res.stdout
-    assert invoke("show", "xm_bb", "-w", w).exit_code == 1
+    bad = invoke("show", "xm_bb", "-w", w)                 # an unknown model is bad usage
+    assert bad.exit_code == 2 and "did you mean xm_b" in bad.stderr
 
 
 def test_query_prints_a_table_and_writes_csv_and_parquet(env, tmp_path):
@@ -130,7 +130,8 @@ def test_read_commands_never_create_a_warehouse(tmp_path):
     missing = tmp_path / "absent.duckdb"
     res = invoke("query", "select 1", "-w", str(missing))
     assert res.exit_code == 1 and "no warehouse at" in res.stderr
-    assert invoke("status", "-w", str(missing)).exit_code == 0
+    res = invoke("status", "-w", str(missing))           # a typo in -w is an error, not "never built"
+    assert res.exit_code == 1 and "no warehouse at" in res.stderr
     assert not missing.exists()
 
 

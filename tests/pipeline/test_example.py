@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from mgold.pipeline.example import write_example
-from mgold.pipeline.sqlmodel import load_models
+from mgold.pipeline.runner import load_models
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "warehouse.duckdb.example"
 

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from mgold.pipeline.config import DEFAULT
-from mgold.pipeline.runner import (LAYERS, ModelError, bind_config, compile_model_sql, lineage,
+from mgold.pipeline.runner import (LAYERS, ModelError, Project, bind_config, compile_model_sql, lineage,
                                    load_models, model_states, run, run_tests, select_models)
 
 
@@ -49,8 +49,8 @@ def statuses(results):
     return {r.name: r.status for r in results}
 
 
-def go(con, root, cfg=DEFAULT, **kw):
-    return run(con, cfg, sql_root=root, stages=None, **kw)
+def go(con, root, cfg=DEFAULT, stages=None, **kw):
+    return run(con, Project.load(root, stages=stages), cfg, **kw)
 
 
 # --------------------------------------------------------------------------- binding / compile
@@ -162,7 +162,7 @@ def test_config_change_rebuilds_only_models_using_the_key(tree, con):
 def test_upstream_rebuilt_in_an_earlier_run_makes_downstream_stale(tree, con):
     go(con, tree)
     go(con, tree, select="stg_a", full_refresh=True)
-    states = {s.name: s for s in model_states(con, DEFAULT, sql_root=tree, stages=None)}
+    states = {s.name: s for s in model_states(con, Project.load(tree, stages=None), DEFAULT)}
     assert not states["stg_a"].stale
     assert states["xm_b"].stale and states["xm_b"].reason == "upstream stg_a rebuilt"
     assert states["lbl_c"].stale and states["lbl_c"].reason == "upstream xm_b stale"
@@ -318,7 +318,7 @@ def test_declarative_tests_catch_duplicates_nulls_ranges_and_values(tmp_path, co
     """, tests="unique(id); not_null(teff_k); range(teff_k, 2000, 5000); accepted(cls, 'dwarf', 'giant');"
                " range(id, 0, null)")
     go(con, root)
-    res = {r.name: r for r in run_tests(con, sql_root=root, stages=None)}
+    res = {r.name: r for r in run_tests(con, Project.load(root, stages=None))}
     assert res["unique(id)"].rows == 1 and res["unique(id)"].sample[0][:2] == (1, 2)
     assert res["not_null(teff_k)"].rows == 1
     assert res["range(teff_k, 2000, 5000)"].rows == 1
@@ -334,15 +334,15 @@ def test_audits_return_offending_rows(tree, con):
     (tree / "audits" / "few_rows.sql").write_text(
         "-- description: flags every row above the cut\n"
         "select * from xm_b where snr > getvariable('select.snr_i_min')\n")
-    res = {r.name: r for r in run_tests(con, sql_root=tree, stages=None)}
+    res = {r.name: r for r in run_tests(con, Project.load(tree, stages=None))}
     assert res["snr_positive"].passed and res["snr_positive"].kind == "audit"
     assert res["few_rows"].rows == 2 and not res["few_rows"].passed
-    only_c = {r.name for r in run_tests(con, select="lbl_c", sql_root=tree, stages=None)}
+    only_c = {r.name for r in run_tests(con, Project.load(tree, stages=None), select="lbl_c")}
     assert only_c == {"snr_positive"}
 
 
 def test_tests_of_a_missing_relation_fail(tree, con):
-    res = run_tests(con, sql_root=tree, stages=None)
+    res = run_tests(con, Project.load(tree, stages=None))
     assert [r.model for r in res] == ["stg_a"] and "relation missing" in res[0].error
 
 
@@ -356,13 +356,14 @@ def stages_pkg(tmp_path, monkeypatch):
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "double.py").write_text(textwrap.dedent('''
-        from mgold.pipeline.runner import python_model
+        from mgold.pipeline.pymodel import python_model
 
-        @python_model(name="spc_double", layer="spectra", depends_on=("xm_b",),
+        @python_model(name="spc_double", layer="spectra", columns={"id": "bigint", "snr2": "double"},
+                      inputs={"b": "select id, snr * 2 as snr2 from xm_b"},
                       params=("spectra.dloglam",), description="twice the S/N", grain="one row per id",
                       tests="unique(id)")
-        def build(con, cfg, target):
-            con.execute(f"create table {target} as select id, snr * 2 as snr2 from xm_b")
+        def build(ctx):
+            yield ctx.table("b")
     '''))
     (pkg / "broken.py").write_text("raise RuntimeError('half written')\n")
     monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
@@ -374,29 +375,29 @@ def test_python_models_join_the_same_dag(tree, con, stages_pkg):
     py = models["spc_double"]
     assert py.is_python and py.depends_on == ("xm_b",) and py.layer == "spectra"
     assert "half written" in models[f"{stages_pkg}.broken"].error
-    res = run(con, DEFAULT, sql_root=tree, stages=stages_pkg)
+    res = go(con, tree, DEFAULT, stages=stages_pkg)
     assert statuses(res)["spc_double"] == "built"
     assert [r.name for r in res].index("spc_double") > [r.name for r in res].index("xm_b")
     assert con.execute("select count(*) from spc_double").fetchone()[0] == 2
-    again = statuses(run(con, DEFAULT, sql_root=tree, stages=stages_pkg))
+    again = statuses(go(con, tree, DEFAULT, stages=stages_pkg))
     assert again["spc_double"] == "fresh"
     changed = DEFAULT.with_overrides({"spectra.dloglam": 2e-4})
-    assert statuses(run(con, changed, sql_root=tree, stages=stages_pkg))["spc_double"] == "built"
+    assert statuses(go(con, tree, changed, stages=stages_pkg))["spc_double"] == "built"
 
 
 def test_python_model_reading_truth_is_refused():
-    from mgold.pipeline.runner import python_model
-    from mgold.pipeline.sqlmodel import _PY_MODELS
+    from mgold.pipeline.pymodel import _REGISTRY, python_model
 
-    @python_model(name="bad_truth", layer="labels", depends_on=("truth.stars",))
-    def build(con, cfg, target):  # pragma: no cover - never built
-        pass
+    @python_model(name="bad_truth", layer="labels", columns={"x": "bigint"},
+                  inputs={"stars": "select star_id as x from truth.stars"})
+    def build(ctx):  # pragma: no cover - never built
+        yield from ()
 
     key = f"{__name__}:bad_truth"
     try:
-        assert "truth.stars" in _PY_MODELS[key].error
+        assert "truth.stars" in _REGISTRY[key].error
     finally:
-        _PY_MODELS.pop(key, None)
+        _REGISTRY.pop(key, None)
 
 
 def test_layers_are_in_build_order():

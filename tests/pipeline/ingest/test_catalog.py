@@ -15,9 +15,16 @@ import pytest
 from astropy.table import Table
 
 from mgold.pipeline.config import DEFAULT
-from mgold.pipeline.ingest.catalog import (DOC_PATH, MissingColumnError, column_map_markdown,
-                                           ingest_catalog, resolve_columns)
+from mgold.pipeline.ingest import catalog
+from mgold.pipeline.ingest.catalog import DOC_PATH, MissingColumnError, column_map_markdown, resolve_columns
 from mgold.pipeline.ingest.catalog_maps import KINDS
+from mgold.pipeline.warehouse import open_warehouse
+
+
+def ingest_catalog(kind, paths, warehouse, cfg=None):
+    """One `mgold ingest catalog` call: the warehouse opened (and locked) once around it."""
+    with open_warehouse(warehouse, command="test ingest catalog") as con:
+        return catalog.ingest_catalog(con, kind, paths, cfg)
 
 GAIA_ROWS = {
     "source_id": [101, 102, 103, 104],

@@ -20,9 +20,9 @@ from astropy.io import fits
 from mgold.pipeline.bench.ingest import DLOGLAM, LOGLAM0, N_PIXELS, write_dr8_fits
 from mgold.pipeline.config import DEFAULT
 from mgold.pipeline.ingest import lamost
-from mgold.pipeline.ingest.lamost import ingest_lamost, spectra_dir
+from mgold.pipeline.ingest.lamost import spectra_dir
 from mgold.pipeline.ingest.lamost_fits import C_KMS, stable_obsid
-from mgold.pipeline.warehouse import connect
+from mgold.pipeline.warehouse import connect, open_warehouse
 
 # --- fixture makers -----------------------------------------------------------------------
 
@@ -84,8 +84,10 @@ def truncate(src: Path, dst: Path, fraction: float = 0.5) -> Path:
 
 
 def ingest(folder_or_files, warehouse: Path, cfg=DEFAULT, workers: int = 1):
+    """One `mgold ingest lamost` call: the warehouse opened (and locked) once around it."""
     paths = folder_or_files if isinstance(folder_or_files, list) else [folder_or_files]
-    return ingest_lamost(paths, warehouse, cfg, workers=workers)
+    with open_warehouse(warehouse, command="test ingest lamost") as con:
+        return lamost.ingest_lamost(con, paths, cfg, workers=workers)
 
 
 def query(warehouse: Path, sql: str, params=None):
@@ -402,17 +404,25 @@ def test_crash_before_commit_leaves_the_warehouse_intact(inbox, warehouse, tmp_p
     assert query(warehouse, "select count(*) from landing.lamost_spectra") == [(2,)]
 
 
-def test_crash_after_commit_is_finished_by_the_next_ingest(inbox, warehouse, monkeypatch):
+def test_parts_written_before_a_crash_are_never_read_and_the_next_writer_removes_them(inbox, warehouse,
+                                                                                      tmp_path, monkeypatch):
     dr8(inbox, 1)
-    real_finalize = lamost.finalize_parts
-    monkeypatch.setattr(lamost, "finalize_parts", lambda *a, **k: None)  # crash before renames
     ingest(inbox, warehouse)
-    assert list(spectra_dir(warehouse).glob("*.tmp")) and not list(
-        spectra_dir(warehouse).glob("*.parquet"))
-    monkeypatch.setattr(lamost, "finalize_parts", real_finalize)
-    again = ingest(inbox, warehouse)
-    assert again.files_skipped == 1
+    more = tmp_path / "more"
+    more.mkdir()
+    dr8(more, 2)
+    monkeypatch.setattr(lamost._Sink, "discard", lambda self: None)      # a SIGKILL cleans nothing up
+    monkeypatch.setattr(lamost, "_commit", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("killed")))
+    with pytest.raises(RuntimeError):
+        ingest(more, warehouse)
+    monkeypatch.undo()
+    parts = sorted(spectra_dir(warehouse).glob("*.parquet"))
+    assert len(parts) == 2 and list(spectra_dir(warehouse).glob("*.tmp"))   # the orphan part + staging
     assert query(warehouse, "select obsid from landing.lamost_spectra") == [(1,)]
+    again = ingest(more, warehouse)
+    assert again.rows_loaded == 1 and not list(spectra_dir(warehouse).glob("*.tmp"))
+    assert len(list(spectra_dir(warehouse).glob("*.parquet"))) == 2       # the orphan went, one new part
+    assert query(warehouse, "select obsid from landing.lamost_spectra order by 1") == [(1,), (2,)]
 
 
 # --- Parquet spectra tables -------------------------------------------------------------------

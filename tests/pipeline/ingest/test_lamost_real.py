@@ -14,7 +14,7 @@ from astropy.io import fits
 
 from mgold.pipeline.config import DEFAULT
 from mgold.pipeline.ingest.lamost import expand_paths, ingest_lamost
-from mgold.pipeline.warehouse import connect
+from mgold.pipeline.warehouse import connect, open_warehouse
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
@@ -24,7 +24,8 @@ def landed(real_data, tmp_path_factory):
     """(warehouse, report, files): the whole real folder ingested once with 2 workers."""
     folder = real_data / "lamost"
     wh = tmp_path_factory.mktemp("real") / "w.duckdb"
-    report = ingest_lamost([folder], wh, DEFAULT, workers=2)
+    with open_warehouse(wh, command="test") as con:
+        report = ingest_lamost(con, [folder], DEFAULT, workers=2)
     files, _ = expand_paths([folder])
     return wh, report, files
 
@@ -121,5 +122,6 @@ def test_spectra_per_data_release_can_be_counted(landed):
 
 def test_reingesting_the_real_folder_is_a_no_op(landed, real_data):
     wh, first, _ = landed
-    again = ingest_lamost([real_data / "lamost"], wh, DEFAULT, workers=1)
+    with open_warehouse(wh, command="test") as con:
+        again = ingest_lamost(con, [real_data / "lamost"], DEFAULT, workers=1)
     assert again.files_skipped == first.files_loaded and again.rows_loaded == 0

@@ -10,8 +10,7 @@ from sklearn.cluster import DBSCAN
 
 from mgold.pipeline import inspect
 from mgold.pipeline.config import DEFAULT
-from mgold.pipeline.runner import bind_config, ensure_meta
-from mgold.pipeline.sqlmodel import compile_model_sql, load_models
+from mgold.pipeline.runner import bind_config, build_models, compile_model_sql, ensure_meta, load_models
 from mgold.pipeline.stages import clean
 
 NPIX = 200
@@ -65,11 +64,7 @@ def con():
                     "ivar": pa.FixedSizeListArray.from_arrays(pa.array(ivar.ravel()), NPIX)})
     con.register("spc", spc)
     con.execute("create table spc_cluster_grid as select * from spc")
-    models = MODELS
-    con.execute(f"create table cln_bins as {compile_model_sql(models['cln_bins'])}")
-    clean.build(con, CFG, "cln_dbscan")
-    for name in ("cln_inspection_queue", "cln_kept"):
-        con.execute(f"create or replace table {name} as {compile_model_sql(models[name])}")
+    build_models(con, ["cln_bins", "cln_dbscan", "cln_inspection_queue", "cln_keep_rank", "cln_kept"], CFG)
     return con
 
 
@@ -94,7 +89,8 @@ def test_top_n_per_bin_limits_what_is_clustered():
 
 def test_dbscan_drops_outliers_and_caps_the_main_cluster(con):
     rows = con.execute("select obsid, cluster_label, in_main_cluster, is_kept, min_pts, snr_i "
-                       "from cln_dbscan where bin_id like 't3500%' order by obsid").fetchall()
+                       "from cln_dbscan join cln_keep_rank using (obsid, bin_id) "
+                       "where bin_id like 't3500%' order by obsid").fetchall()
     assert {r[4] for r in rows} == {3}                  # 12 spectra // 4
     outliers = {110, 111}
     assert all(r[1] == -1 for r in rows if r[0] in outliers)
@@ -242,12 +238,9 @@ def test_distance_measures_the_stars_not_the_photon_noise():
 
 
 @pytest.fixture(scope="module")
-def tiny(request):
-    """The session's tiny build (skips with the reason when the build itself is unavailable)."""
-    try:
-        return request.getfixturevalue("tiny_build").warehouse
-    except Exception as e:  # noqa: BLE001 - an upstream stage's failure is not this test's subject
-        pytest.skip(f"tiny build unavailable: {type(e).__name__}: {str(e).splitlines()[0]}")
+def tiny(tiny_build):
+    """The session's tiny build: a failure of the build fails these tests (never a skip)."""
+    return tiny_build.warehouse
 
 
 @pytest.mark.slow

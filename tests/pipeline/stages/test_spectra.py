@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 
 from mgold.pipeline.config import DEFAULT
+from mgold.pipeline.runner import build_models
 from mgold.pipeline.stages import spectra
 from mgold.udfs.grid import C_KMS
 
@@ -58,9 +59,9 @@ def _inputs(con, rv_kms: float, distortion: tuple[float, float, float], scale: f
 def test_rest_frame_and_recalibration_recover_the_model_sed():
     con = duckdb.connect()
     cl, want_coeffs = _inputs(con, rv_kms=120.0, distortion=(1.0, 0.15, -0.1))
-    spectra.build_cluster_grid(con, DEFAULT, "out")
+    build_models(con, ["spc_cluster_grid"], DEFAULT)
     row = con.execute("select flux, ivar, sedcal_coeffs, n_good_pix, n_pix, sed_teff_k, sed_family "
-                      "from out").fetchone()
+                      "from spc_cluster_grid").fetchone()
     flux, ivar, coeffs = np.array(row[0]), np.array(row[1]), np.array(row[2])
     assert row[4] == cl[2] == len(flux)
     assert row[5] == 3500.0 and row[6] == "bt_settl_like"      # nearest node in scaled labels
@@ -76,10 +77,9 @@ def test_rest_frame_and_recalibration_recover_the_model_sed():
 def test_red_grid_reuses_the_clustering_polynomial():
     con = duckdb.connect()
     _inputs(con, rv_kms=-80.0, distortion=(1.0, -0.2, 0.12))
-    spectra.build_cluster_grid(con, DEFAULT, "spc_cluster_grid")
-    spectra.build_red_grid(con, DEFAULT, "red")
+    build_models(con, ["spc_cluster_grid", "spc_red_grid"], DEFAULT)
     red = spectra.grid(DEFAULT, "red")
-    flux, ivar = (np.array(v) for v in con.execute("select flux, ivar from red").fetchone())
+    flux, ivar = (np.array(v) for v in con.execute("select flux, ivar from spc_red_grid").fetchone())
     model = _sed(red[0] + DLOGLAM * np.arange(red[2]), 3500.0)
     assert len(flux) == red[2]
     good = ivar > 0
@@ -92,4 +92,4 @@ def test_missing_model_sed_grid_is_one_clear_error():
     _inputs(con, rv_kms=0.0, distortion=(1.0, 0.0, 0.0))
     con.execute("delete from landing.model_sed_grid")
     with pytest.raises(ValueError, match="model_sed_grid is empty"):
-        spectra.build_cluster_grid(con, DEFAULT, "out")
+        build_models(con, ["spc_cluster_grid"], DEFAULT)

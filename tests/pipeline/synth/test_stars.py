@@ -57,7 +57,7 @@ def test_unblended_stars_pass_the_pipelines_bp_rp_excess_cut_at_every_colour(sta
     import duckdb
 
     from mgold.pipeline.runner import compile_model_sql
-    from mgold.pipeline.sqlmodel import load_models
+    from mgold.pipeline.runner import load_models
 
     con = duckdb.connect()
     con.execute("create schema landing")

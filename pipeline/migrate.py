@@ -1,0 +1,71 @@
+"""Versioned migrations of the warehouse schema (``meta.schema_version``).
+
+Each migration upgrades a warehouse from version N-1 to N with idempotent DDL. A
+warehouse written by a newer mgold (version above ``SCHEMA_VERSION``) is refused with
+one line rather than misread. ``connect`` runs ``migrate`` on every writable open, so
+``mgold migrate`` only has to report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+
+from .errors import WarehouseError
+
+def _register_unlisted_spectra(con: duckdb.DuckDBPyConnection) -> None:
+    """Before version 2 the spectra view globbed its folder; now it lists registered parts."""
+    from .ingest.lamost import SPECTRA_KIND, refresh_spectra_view, spectra_dir_of
+    from .warehouse import register_data_file, sha256_of, warehouse_path
+
+    root = warehouse_path(con)
+    if root is None or not spectra_dir_of(con).is_dir():
+        return
+    import pyarrow.parquet as pq
+
+    for part in sorted(spectra_dir_of(con).glob("part-*.parquet")):
+        register_data_file(con, part.relative_to(root.parent).as_posix(), SPECTRA_KIND,
+                           pq.ParquetFile(part).metadata.num_rows, "migrate-2", sha256_of(part),
+                           part.stat().st_size)
+    refresh_spectra_view(con)
+
+
+# version -> steps (SQL or functions of the connection) bringing a warehouse of version-1 up to it
+MIGRATIONS: dict[int, tuple] = {
+    1: (),   # the first recorded version: meta.* as created by META_DDL
+    2: ("alter table meta.runs add column if not exists pid integer",
+        "alter table meta.runs add column if not exists host varchar",
+        "alter table landing.inspection_decisions add column if not exists suggested boolean default false",
+        _register_unlisted_spectra),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    try:
+        row = con.execute("select max(version) from meta.schema_version").fetchone()
+    except duckdb.CatalogException:
+        return None
+    return row[0] if row else None
+
+
+def check_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    v = current_version(con)
+    if v is not None and v > SCHEMA_VERSION:
+        raise WarehouseError(f"this warehouse has schema version {v}, newer than this mgold "
+                             f"understands ({SCHEMA_VERSION}); upgrade mgold to use it")
+    return v
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply the missing migrations; returns the versions applied (a warehouse that records no
+    version yet was created before versioning and gets every migration, all idempotent)."""
+    v = check_version(con) or 0
+    applied = []
+    for version in range(v + 1, SCHEMA_VERSION + 1):
+        for step in MIGRATIONS[version]:
+            step(con) if callable(step) else con.execute(step)
+        con.execute("insert into meta.schema_version values (?, ?)", [version, dt.datetime.now()])
+        applied.append(version)
+    return applied
