@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .errors import UsageError
-from .warehouse import files_dir, lock_path
+from .datafiles import files_dir, lock_path
 
 ALLOWED = ("SELECT", "EXPLAIN")
 # the header is written by hand: pyarrow quotes every column name, DuckDB and spreadsheets only odd ones

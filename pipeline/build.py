@@ -26,8 +26,8 @@ import duckdb
 from . import runner
 from .config import DEFAULT, Config
 from .errors import MgoldError, UsageError, WarehouseError
-from .warehouse import (files_dir, files_dir_of, finish_run, new_run_id, open_warehouse, remove_orphans,
-                        start_run, transaction)
+from .datafiles import files_dir, files_dir_of, remove_orphans
+from .warehouse import finish_run, new_run_id, open_warehouse, start_run, transaction
 
 STAGES = ("synth", "ingest", *runner.LAYERS)
 # landing tables a new universe does not replace: people's work

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -72,7 +72,26 @@ class SelectConfig:
 
 
 @dataclass(frozen=True)
+class LabelCatalog:
+    """One label catalogue of paper §2.2: adding a catalogue is one of these plus a column map
+    (``pipeline/ingest/catalog_maps.py``) whose ``landing`` is ``obsid_labels`` (README)."""
+
+    key: str                       # the ingest kind and the ``catalog`` / ``label_source`` value
+    display_name: str              # as the paper and the reports name it
+    classes: tuple[str, ...]       # which of 'dwarf', 'giant' it labels
+    keyed_by: str = "obsid"        # 'obsid' (a LAMOST spectrum) or 'position' (APOGEE: matched on the sky)
+
+
+@dataclass(frozen=True)
 class LabelsConfig:
+    # the label catalogues (§2.2); their priority per class is dwarf_priority / giant_priority below
+    catalogs: tuple[LabelCatalog, ...] = (
+        LabelCatalog("aspcap", "ASPCAP", ("dwarf", "giant"), "position"),
+        LabelCatalog("qiu23", "Qiu23", ("giant",)),
+        LabelCatalog("ding22", "Ding22", ("dwarf",)),
+        LabelCatalog("laspm", "LASPM", ("dwarf",)),
+    )
+    supplement_catalog: str = "aspcap"   # §2.2.3: the catalogue whose precise labels make the supplement
     # robust Gaussian fit of (catalogue - StarHorse), paper Figs 3-4
     offset_clip_nsigma: float = 3.0
     offset_clip_iterations: int = 10
@@ -336,6 +355,10 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
         key = f"{prefix}{k}"
         if isinstance(v, dict):
             out.update(_flatten(v, key + "."))
+        elif isinstance(v, (tuple, list)) and v and isinstance(v[0], dict):
+            # a registry (tuple of records): one JSON text, so SQL reads it with json_extract
+            out[key] = json.dumps([{f: list(x) if isinstance(x, tuple) else x for f, x in r.items()} for r in v],
+                                  sort_keys=True)
         else:
             out[key] = list(v) if isinstance(v, tuple) else v
     return out
@@ -354,7 +377,28 @@ def _replace_path(obj: Any, path: list[str], value: Any, full: str) -> Any:
         return dataclasses.replace(obj, **{head: _replace_path(current, path[1:], value, full)})
     if dataclasses.is_dataclass(current):
         raise KeyError(f"config key {full!r} is a section; set one of its fields")
+    if isinstance(current, tuple) and current and dataclasses.is_dataclass(current[0]):
+        return dataclasses.replace(obj, **{head: _records(type(current[0]), value, full)})
     return dataclasses.replace(obj, **{head: _coerce(current, value, full)})
+
+
+def _records(kind: type, value: Any, key: str) -> tuple:
+    """A registry value (JSON text or a list of dicts / records) -> a tuple of ``kind`` records."""
+    try:
+        items = json.loads(value) if isinstance(value, str) else value
+        names = {f.name for f in dataclasses.fields(kind)}
+        out = []
+        for it in items:
+            if dataclasses.is_dataclass(it):
+                out.append(it)
+                continue
+            extra = set(it) - names
+            if extra:
+                raise ValueError(f"unknown field(s) {', '.join(sorted(extra))}")
+            out.append(kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in it.items()}))
+        return tuple(out)
+    except (TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"config key {key!r} expects a list of {kind.__name__} records: {e}") from None
 
 
 def _coerce(current: Any, value: Any, key: str) -> Any:

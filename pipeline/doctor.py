@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import duckdb
 
-from .warehouse import relation_kind, sha256_of, warehouse_path
+from .datafiles import sha256_of, warehouse_path
+from .warehouse import relation_kind
 
 
 def changed_data_files(con: duckdb.DuckDBPyConnection, checksums: bool = True) -> list[str]:

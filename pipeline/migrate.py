@@ -12,18 +12,17 @@ import datetime as dt
 
 import duckdb
 
+from .datafiles import (SPECTRA_KIND, refresh_spectra_view, register_data_file, sha256_of, spectra_dir_of,
+                        warehouse_path)
 from .errors import WarehouseError
 
 def _register_unlisted_spectra(con: duckdb.DuckDBPyConnection) -> None:
     """Before version 2 the spectra view globbed its folder; now it lists registered parts."""
-    from .ingest.lamost import SPECTRA_KIND, refresh_spectra_view, spectra_dir_of
-    from .warehouse import register_data_file, sha256_of, warehouse_path
+    import pyarrow.parquet as pq
 
     root = warehouse_path(con)
     if root is None or not spectra_dir_of(con).is_dir():
         return
-    import pyarrow.parquet as pq
-
     for part in sorted(spectra_dir_of(con).glob("part-*.parquet")):
         register_data_file(con, part.relative_to(root.parent).as_posix(), SPECTRA_KIND,
                            pq.ParquetFile(part).metadata.num_rows, "migrate-2", sha256_of(part),

@@ -31,6 +31,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import linecache
 import sys
 import types
 from collections.abc import Callable
@@ -149,6 +150,7 @@ def code_fingerprint(fn: Callable, *extra: Callable | None) -> tuple[str, tuple[
     udfs: set[str] = set()
     seen: set[int] = set()
     stack: list[Any] = [f for f in (fn, *extra) if f is not None]
+    own = fn.__module__                              # a stage package outside mgold (tests) is followed too
     while stack:
         obj = stack.pop()
         if id(obj) in seen:
@@ -162,8 +164,9 @@ def code_fingerprint(fn: Callable, *extra: Callable | None) -> tuple[str, tuple[
         if module.startswith(UDFS_PACKAGE):
             udfs.add(module)
             continue
-        if module.startswith("mgold.") and module not in NOT_FOLLOWED \
+        if (module.startswith("mgold.") or module == own) and module not in NOT_FOLLOWED \
                 and isinstance(obj, (types.FunctionType, type)):
+            linecache.checkcache(inspect.getsourcefile(obj))   # a long-lived process may see an edited file
             parts.append(f"{module}:{obj.__qualname__}\n{inspect.getsource(obj)}")
             if isinstance(obj, types.FunctionType) and obj.__defaults__:
                 parts.append(repr(obj.__defaults__))

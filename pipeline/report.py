@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from .config import DEFAULT
+
 
 @dataclass(frozen=True)
 class LabelsReport:
@@ -34,9 +36,10 @@ def labels_report(con: duckdb.DuckDBPyConnection) -> LabelsReport:
     return LabelsReport(sum(n for _, n, _ in by_source), by_source, by_class, offsets, fits)
 
 
-def sentence(rep: LabelsReport) -> str:
-    """'N stars: a from ASPCAP, b from Qiu23, ...' in the words of paper §2.2."""
-    names = {"aspcap": "ASPCAP", "qiu23": "Qiu23", "ding22": "Ding22", "laspm": "LASPM"}
+def sentence(rep: LabelsReport, catalogs=DEFAULT.labels.catalogs) -> str:
+    """'N stars: a from ASPCAP, b from Qiu23, ...' in the words of paper §2.2 (names from the
+    registry ``labels.catalogs`` the build used)."""
+    names = {c.key: c.display_name for c in catalogs}
     parts = ", ".join(f"{n:,} from {names.get(s, s)}" for s, n, _ in rep.by_source)
     n_sup = sum(k for _, _, k in rep.by_source)
     return f"{rep.total:,} stars: {parts} (of which {n_sup:,} from the supplement)."

@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import socket
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import duckdb
 
+from .datafiles import lock_path, remove_orphans
 from .errors import UsageError, WarehouseBusy, WarehouseError
 
 SCHEMAS = ("meta", "landing", "truth")
@@ -122,31 +122,6 @@ class transaction:
             except duckdb.Error:
                 pass
         return False
-
-
-def files_dir(warehouse: str | Path) -> Path:
-    """The sibling folder holding this warehouse's Parquet files."""
-    p = Path(warehouse)
-    return p.with_name(p.stem + "_files")
-
-
-def lock_path(warehouse: str | Path) -> Path:
-    p = Path(warehouse)
-    return p.with_name(p.name + ".lock")
-
-
-def warehouse_path(con: duckdb.DuckDBPyConnection) -> Path | None:
-    """The file of the connection's database (None for an in-memory one)."""
-    row = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()
-    return Path(row[0]) if row and row[0] else None
-
-
-def files_dir_of(con: duckdb.DuckDBPyConnection) -> Path:
-    """``files_dir`` of the warehouse ``con`` is connected to."""
-    path = warehouse_path(con)
-    if path is None:
-        raise WarehouseError("an in-memory database has no files folder; open a warehouse file")
-    return files_dir(path)
 
 
 def _check_path(p: Path, read_only: bool) -> None:
@@ -294,21 +269,6 @@ def open_warehouse(warehouse: str | Path, command: str | None = None, read_only:
             con.close()
 
 
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def register_data_file(con: duckdb.DuckDBPyConnection, rel_path: str, kind: str, n_rows: int,
-                       run_id: str, sha256: str, n_bytes: int) -> None:
-    """Record a Parquet file the warehouse references (path relative to the warehouse folder)."""
-    con.execute("insert or replace into meta.data_files values (?, ?, ?, ?, ?, ?, now())",
-                [rel_path, kind, n_rows, n_bytes, sha256, run_id])
-
-
 def git_rev() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -349,23 +309,6 @@ def start_run(con: duckdb.DuckDBPyConnection, cfg, run_id: str, command: str) ->
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, status: str) -> None:
     con.execute("update meta.runs set finished_at = ?, status = ? where run_id = ?",
                 [dt.datetime.now(), status, run_id])
-
-
-def remove_orphans(con: duckdb.DuckDBPyConnection) -> list[Path]:
-    """Delete the files under ``<files>/spectra/`` that no committed ``meta.data_files`` row
-    references: what an interrupted ingest wrote, or the spectra of a replaced universe. Only a
-    writer (holding the lock) calls this, never inside a transaction."""
-    wp = warehouse_path(con)
-    spectra = files_dir(wp) / "spectra" if wp else None
-    if spectra is None or not spectra.is_dir():
-        return []
-    known = {r[0] for r in con.execute("select path from meta.data_files").fetchall()}
-    removed = []
-    for f in sorted(spectra.rglob("*")):
-        if f.is_file() and f.relative_to(wp.parent).as_posix() not in known:
-            f.unlink()
-            removed.append(f)
-    return removed
 
 
 def refuse_mixing(con: duckdb.DuckDBPyConnection, universe: str | None) -> None:

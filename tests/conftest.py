@@ -35,3 +35,22 @@ def tiny_build(tmp_path_factory):
 
     wh = tmp_path_factory.mktemp("tiny") / "tiny.duckdb"
     return build(wh, preset="tiny", cfg=preset_config("tiny"), echo=lambda _msg: None)
+
+
+@pytest.fixture()
+def stage_package(tmp_path, monkeypatch):
+    """A throwaway stages package on sys.path: ``write(module, source)`` adds a module, returns the
+    package name (pass it as ``Project.load(stages=...)``)."""
+    import textwrap
+    import uuid
+
+    name = f"mg_stages_{uuid.uuid4().hex[:8]}"
+    pkg = tmp_path / "pkgs" / name
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
+
+    def write(module: str, source: str) -> str:
+        (pkg / f"{module}.py").write_text(textwrap.dedent(source))
+        return name
+    return write

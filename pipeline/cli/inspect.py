@@ -88,7 +88,7 @@ def figure_cmd(warehouse: Warehouse = DEFAULT_WAREHOUSE,
 
     Example: mgold inspect figure -w demo/warehouse.duckdb --out fig6.png
     """
-    from ..evaluate.eps_figure import eps_figure
+    from ..eps_figure import eps_figure
     from ..runner import recorded_config
 
     with reading(warehouse) as con:

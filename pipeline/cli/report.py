@@ -35,12 +35,13 @@ def labels(warehouse: Warehouse = DEFAULT_WAREHOUSE) -> None:
 
 def _labels(con, warehouse: Path) -> None:
     from ..report import FIT_COLUMNS, OFFSET_COLUMNS, labels_report, sentence
+    from ..runner import recorded_config
 
     try:
         rep = labels_report(con)
     except duckdb.CatalogException as e:
         fail(f"{warehouse}: labels not built yet ({str(e).splitlines()[0]}); run `mgold sql run` first")
-    typer.echo(sentence(rep))
+    typer.echo(sentence(rep, recorded_config(con, "lbl_labelled_sample").labels.catalogs))
     typer.echo("\nper class and source")
     typer.echo(_table(("class", "label_source", "n"), rep.by_class))
     typer.echo("\noffsets (catalogue - StarHorse), measured on this run")

@@ -212,7 +212,7 @@ def rest_frame_residuals(con, cfg: Config = DEFAULT, max_ccf: int = 2000, max_la
     """Measured leftover shift of the rest-frame spectra vs the truth's prediction (km/s)."""
     from scipy.ndimage import uniform_filter1d
 
-    from ..stages.spectra import SED_FAMILY, ModelSeds, grid
+    from ..stages.spectra import SED_FAMILY, SEDS_SQL, ModelSeds, grid
     from mgold.udfs.grid import C_KMS
 
     cl = grid(cfg, "cluster")
@@ -222,7 +222,7 @@ def rest_frame_residuals(con, cfg: Config = DEFAULT, max_ccf: int = 2000, max_la
         where t.defect = 'none' order by s.obsid limit {int(max_ccf)}""").fetchall()
     if not rows:
         return {"ccf_n": 0}
-    seds = ModelSeds(con, cl)
+    seds = ModelSeds(con.sql(SEDS_SQL).to_arrow_table(), cl)
     fam = np.array([SED_FAMILY.get(r[1], "bt_settl_like") for r in rows])
     node = seds.nearest(fam, np.array([[r[2], r[3], r[4]] for r in rows], dtype=float))
     px_kms = C_KMS * np.log(10) * cl[1]

@@ -27,8 +27,8 @@ import pyarrow as pa
 from ..config import DEFAULT, Config
 from ..progress import progress
 from ..errors import UsageError
-from ..warehouse import (finish_run, new_run_id, record_ingest_error, refuse_mixing, sha256_of, start_run,
-                         transaction)
+from ..datafiles import sha256_of
+from ..warehouse import finish_run, new_run_id, record_ingest_error, refuse_mixing, start_run, transaction
 from . import IngestReport
 from .catalog_maps import KINDS, CatalogKind, Col
 from .readers import ROW_COLUMN, SUFFIXES, ReaderError, TableReader, open_reader
@@ -70,7 +70,8 @@ def resolve_columns(spec: CatalogKind, names: Sequence[str]) -> dict[str, str | 
 
 def landing_ddl(spec: CatalogKind) -> str:
     cols = ", ".join(f'"{c.name}" {c.dtype}' for c in spec.columns)
-    return f'create table if not exists landing."{spec.kind}" ({cols}, _file varchar, _row bigint)'
+    tag = ", catalog varchar" if spec.shared else ""
+    return f'create table if not exists landing."{spec.table}" ({cols}{tag}, _file varchar, _row bigint)'
 
 
 def _value_and_failure(i: int, col: Col) -> tuple[str, str]:
@@ -121,7 +122,7 @@ def _keyed_sql(spec: CatalogKind) -> str:
         with good as ({good}),
         firsts as (select {keys}, min(_row) as _first from good group by {keys}),
         prev as (select {', '.join(f't."{k}"' for k in spec.key)}, min(t._file || ':' || t._row) as _prev
-                 from landing."{spec.kind}" t semi join firsts f on {on('t', 'f')}
+                 from landing."{spec.table}" t semi join firsts f on {on('t', 'f')}{_own_rows(spec, 't')}
                  group by {', '.join(f't."{k}"' for k in spec.key)})
         select g.*, case
             when {any_null} then 'NULL key'
@@ -129,6 +130,11 @@ def _keyed_sql(spec: CatalogKind) -> str:
             when p._prev is not null then 'duplicate of ' || p._prev
             end as _dup
         from good g left join firsts f on {on('g', 'f')} left join prev p on {on('g', 'p')}"""
+
+
+def _own_rows(spec: CatalogKind, alias: str = "") -> str:
+    """In a shared landing table, the condition that keeps to this kind's rows."""
+    return f" and {alias + '.' if alias else ''}catalog = '{spec.kind}'" if spec.shared else ""
 
 
 def source_name(path: Path) -> str:
@@ -178,8 +184,9 @@ def _land_batch(con: duckdb.DuckDBPyConnection, spec: CatalogKind, raw: pa.Table
         shown = ", ".join(f"{k}={v}" for k, v in zip(spec.key, key))
         errors.append((row, f"key ({shown}): {why}; first kept", "warning"))
     cols = ", ".join(f'"{c.name}"' for c in spec.columns)
-    landed = con.execute(f'insert into landing."{spec.kind}" ({cols}, _file, _row) '
-                         f"select {cols}, ?, _row from {_KEYED} where _dup is null",
+    tag_col, tag = (", catalog", f", '{spec.kind}'") if spec.shared else ("", "")
+    landed = con.execute(f'insert into landing."{spec.table}" ({cols}{tag_col}, _file, _row) '
+                         f"select {cols}{tag}, ?, _row from {_KEYED} where _dup is null",
                          [file]).fetchone()[0]
     return landed, errors
 
@@ -240,7 +247,8 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, spec: CatalogKind, path: Path, 
             except Exception as e:
                 if not tx.owner and not isinstance(e, duckdb.Error):
                     # inside the caller's transaction: take back this file's rows by hand
-                    con.execute(f'delete from landing."{spec.kind}" where _file = ?', [str(path)])
+                    con.execute(f'delete from landing."{spec.table}" where _file = ?{_own_rows(spec)}',
+                                [str(path)])
                 raise
             errors += _drain(reader)
             con.execute("insert into meta.ingested_files values (?, ?, ?, ?, ?, now())",
@@ -272,7 +280,7 @@ def ingest_catalog(con: duckdb.DuckDBPyConnection, kind: str, paths: list[Path],
     cfg = cfg or DEFAULT
     spec = KINDS[kind]
     files = expand_paths(paths)
-    report = IngestReport(files_seen=len(files), outputs=[f"landing.{kind}"])
+    report = IngestReport(files_seen=len(files), outputs=[f"landing.{spec.table}"])
     own_run = run_id is None
     run_id = run_id or new_run_id()
     if own_run:

@@ -35,6 +35,35 @@ class CatalogKind:
     doc: str
     columns: tuple[Col, ...]
     key: tuple[str, ...] = ()     # unique key (duplicates are reported, the first is kept)
+    # a landing table shared by several kinds (their rows tagged with ``catalog`` = kind), so one
+    # staging model reads them all: every obsid-keyed label catalogue lands in ``obsid_labels``
+    landing: str = ""
+
+    @property
+    def table(self) -> str:
+        """The landing table (``landing.<table>``) this kind's rows go to."""
+        return self.landing or self.kind
+
+    @property
+    def shared(self) -> bool:
+        return bool(self.landing)
+
+
+def landing_kinds(table: str) -> list[str]:
+    """The catalogue kinds whose rows land in ``landing.<table>``."""
+    return sorted(k for k, spec in KINDS.items() if spec.table == table)
+
+
+# an obsid-keyed label catalogue (paper §2.2): its column map is one entry of this shape
+OBSID_LABELS = "obsid_labels"
+
+
+def obsid_label_kind(kind: str, doc: str) -> "CatalogKind":
+    return CatalogKind(kind, doc, (
+        _c("obsid", ["obsid", "OBSID"], "BIGINT", True),
+        _c("source_id", ["source_id", "gaia_source_id"], "BIGINT"),
+        *_POS, *_LABEL_COLS,
+    ), key=("obsid",), landing=OBSID_LABELS)
 
 
 def _c(name, aliases, dtype="DOUBLE", required=False, sentinels=SENTINELS_ANY, doc=""):
@@ -109,21 +138,9 @@ KINDS: dict[str, CatalogKind] = {k.kind: k for k in [
         _c("starflag", ["STARFLAG"], "BIGINT", sentinels=()),
         _c("aspcapflag", ["ASPCAPFLAG"], "BIGINT", sentinels=()),
     ), key=("apogee_id",)),
-    CatalogKind("qiu23", "M giants of Qiu et al. (2023), SLAM on LAMOST with APOGEE labels", (
-        _c("obsid", ["obsid", "OBSID"], "BIGINT", True),
-        _c("source_id", ["source_id", "gaia_source_id"], "BIGINT"),
-        *_POS, *_LABEL_COLS,
-    ), key=("obsid",)),
-    CatalogKind("ding22", "M dwarfs of Ding et al. (2022), ULySS + MILES on LAMOST DR8", (
-        _c("obsid", ["obsid", "OBSID"], "BIGINT", True),
-        _c("source_id", ["source_id", "gaia_source_id"], "BIGINT"),
-        *_POS, *_LABEL_COLS,
-    ), key=("obsid",)),
-    CatalogKind("laspm", "the previous LASPM M-type parameters (LAMOST DR9+ catalogue)", (
-        _c("obsid", ["obsid", "OBSID"], "BIGINT", True),
-        _c("source_id", ["source_id", "gaia_source_id"], "BIGINT"),
-        *_POS, *_LABEL_COLS,
-    ), key=("obsid",)),
+    obsid_label_kind("qiu23", "M giants of Qiu et al. (2023), SLAM on LAMOST with APOGEE labels"),
+    obsid_label_kind("ding22", "M dwarfs of Ding et al. (2022), ULySS + MILES on LAMOST DR8"),
+    obsid_label_kind("laspm", "the previous LASPM M-type parameters (LAMOST DR9+ catalogue)"),
     CatalogKind("variables", "variable stars collected from Kepler, ZTF, K2, WISE, Gaia, TESS, LAMOST", (
         _c("source_id", ["source_id", "gaia_source_id"], "BIGINT"),
         *_POS,

@@ -36,10 +36,8 @@ first one kept.
 
 from __future__ import annotations
 
-import datetime as dt
 import glob
 import itertools
-import json
 import multiprocessing as mp
 import os
 from collections import deque
@@ -54,15 +52,13 @@ import pyarrow.parquet as pq
 
 from ..config import Config
 from ..progress import progress
-from ..warehouse import (files_dir, files_dir_of, finish_run, new_run_id, record_ingest_error,
-                         refuse_mixing, register_data_file, sha256_of, start_run, transaction,
-                         warehouse_path)
+from ..datafiles import (SPECTRA_KIND, refresh_spectra_view, register_data_file, sha256_of, spectra_dir_of, warehouse_path)
+from ..warehouse import finish_run, new_run_id, record_ingest_error, refuse_mixing, start_run, transaction
 from . import IngestReport
 from .lamost_fits import (BadSpectrum, C_KMS, HEADER_COLUMNS, Spectrum, clean_pixels,
                           init_worker, read_many, read_one, unspill)
 
 KIND = "lamost"
-SPECTRA_KIND = "lamost_spectra"     # meta.data_files kind of the landing spectra parts
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz")
 TABLE_SUFFIXES = (".parquet",)
 
@@ -102,14 +98,6 @@ HEADERS_DDL = ("create table if not exists landing.lamost_headers (\n    "
 TABLE_REQUIRED = ("obsid", "ra_deg", "dec_deg", "class", "loglam0", "dloglam", "flux", "ivar")
 TABLE_HEADER_COLUMNS = tuple(c for c in HEADER_COLUMNS
                              if c not in ("n_pixels", "wave_min_aa", "wave_max_aa", "is_star"))
-
-
-def spectra_dir(warehouse: str | Path) -> Path:
-    return files_dir(warehouse) / "spectra" / KIND
-
-
-def spectra_dir_of(con: duckdb.DuckDBPyConnection) -> Path:
-    return files_dir_of(con) / "spectra" / KIND
 
 
 def ingest_lamost(con: duckdb.DuckDBPyConnection, paths: list[Path], cfg: Config,
@@ -477,14 +465,3 @@ def _commit(con: duckdb.DuckDBPyConnection, run_id: str, sink: _Sink) -> None:
         refresh_spectra_view(con)
     sink.headers.path.unlink(missing_ok=True)
     sink.files.path.unlink(missing_ok=True)
-
-
-def refresh_spectra_view(con: duckdb.DuckDBPyConnection) -> None:
-    """``landing.lamost_spectra`` over exactly the registered spectra parts (none: no view)."""
-    parts = [r[0] for r in con.execute("select path from meta.data_files where kind = ? order by path",
-                                       [SPECTRA_KIND]).fetchall()]
-    if not parts:
-        con.execute("drop view if exists landing.lamost_spectra")
-        return
-    listed = ", ".join("'" + p.replace("'", "''") + "'" for p in parts)
-    con.execute(f"create or replace view landing.lamost_spectra as select * from read_parquet([{listed}])")

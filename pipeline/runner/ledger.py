@@ -10,6 +10,7 @@ import json
 import duckdb
 
 from ..config import DEFAULT, Config
+from ..ingest.catalog_maps import landing_kinds
 from ..model import Model
 from ..warehouse import META_DDL, quote_ident, relation_kind
 
@@ -50,9 +51,11 @@ class Ledger:
         """sha256 of the ingested files feeding ``landing.<table>`` plus its row count."""
         if source not in self._sources:
             schema, table = source.split(".", 1)
+            kinds = landing_kinds(table)          # several catalogue kinds may share one landing table
             shas = [r[0] for r in self.con.execute(
                 "select file_sha256 from meta.ingested_files "
-                "where ? = kind or starts_with(?, kind || '_') order by 1", [table, table]).fetchall()]
+                "where ? = kind or starts_with(?, kind || '_') or list_contains(?, kind) order by 1",
+                [table, table, kinds]).fetchall()]
             rows = None
             if relation_kind(self.con, table, schema):
                 rows = self.con.execute(

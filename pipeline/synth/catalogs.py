@@ -22,16 +22,23 @@ SED_GRIDS = {"bt_settl_like": np.arange(4.0, 5.51, 0.5), "marcs_like": np.arange
 SED_TEFF_K = np.arange(2800.0, 4401.0, 100.0)
 SED_MH_DEX = np.arange(-1.0, 0.51, 0.5)
 ASPCAP_STAR_BAD = 1 << 23
-# which label catalogue describes which class, and the real column names it writes
-LABEL_CATALOGS = {
-    "qiu23": (("giant",), {"teff_k": "teff", "logg_dex": "logg", "mh_dex": "m_h"}, "_err"),
-    "ding22": (("dwarf",), {"teff_k": "Teff", "logg_dex": "logg", "mh_dex": "[M/H]"}, "e_"),
-    "laspm": (("dwarf",), {"teff_k": "teff", "logg_dex": "logg", "mh_dex": "feh"}, "_err"),
+# the real column names each obsid-keyed label catalogue writes (which classes it labels is the
+# registry's, ``labels.catalogs``); a catalogue not listed here writes the first style
+LABEL_COLUMNS = {
+    "qiu23": ({"teff_k": "teff", "logg_dex": "logg", "mh_dex": "m_h"}, "_err"),
+    "ding22": ({"teff_k": "Teff", "logg_dex": "logg", "mh_dex": "[M/H]"}, "e_"),
+    "laspm": ({"teff_k": "teff", "logg_dex": "logg", "mh_dex": "feh"}, "_err"),
 }
 
 
 def catalog_cfg(cfg: SynthConfig, name: str) -> SynthCatalog:
     return getattr(cfg, name)
+
+
+def synthesised(cfg: SynthConfig, catalogs) -> list:
+    """The registry's catalogues (``labels.catalogs``) this universe can write: those with a
+    ``synth.<key>`` section of injected offsets, noise and coverage."""
+    return [c for c in catalogs if isinstance(getattr(cfg, c.key, None), SynthCatalog)]
 
 
 def _labels_with_errors(cat: SynthCatalog, labels: dict, cls: np.ndarray, rng,
@@ -155,9 +162,11 @@ def aspcap_table(cfg: SynthConfig, stars: dict) -> tuple[dict, dict]:
     return out, truth
 
 
-def obsid_label_table(cfg: SynthConfig, name: str, stars: dict, visits: dict) -> tuple[dict, dict]:
-    """Qiu23 / Ding22 / LASPM rows, one per obsid of the covered stars (all their visits)."""
-    classes, names, err_style = LABEL_CATALOGS[name]
+def obsid_label_table(cfg: SynthConfig, name: str, classes: tuple[str, ...], stars: dict,
+                      visits: dict) -> tuple[dict, dict]:
+    """Rows of an obsid-keyed catalogue (Qiu23 / Ding22 / LASPM) labelling ``classes``, one per obsid of
+    the covered stars (all their visits)."""
+    names, err_style = LABEL_COLUMNS.get(name, next(iter(LABEL_COLUMNS.values())))
     rng = stream(cfg, name)
     cat = catalog_cfg(cfg, name)
     eligible = np.isin(stars["class"], classes) & ~stars["dr11_only"]
@@ -230,13 +239,13 @@ def model_sed_grid_table() -> dict:
     return out
 
 
-def injected_offsets(cfg: SynthConfig) -> dict:
-    """The systematic offsets (catalogue - truth) the universe injected, for evaluation only."""
+def injected_offsets(cfg: SynthConfig, catalogs) -> dict:
+    """The systematic offsets (catalogue - truth) the universe injected into each of ``catalogs``
+    (registry entries) for each class it labels, for evaluation only."""
     rows = []
-    for name in ("aspcap", "qiu23", "ding22", "laspm"):
-        cat = catalog_cfg(cfg, name)
-        classes = ("dwarf", "giant") if name == "aspcap" else LABEL_CATALOGS[name][0]
-        for cls in classes:
+    for c in synthesised(cfg, catalogs):
+        name, cat = c.key, catalog_cfg(cfg, c.key)
+        for cls in c.classes:
             for p in PARAMS:
                 rows.append((name, cls, p, float(getattr(getattr(cat, cls), p))))
     return {"catalog": np.array([r[0] for r in rows]), "class": np.array([r[1] for r in rows]),

@@ -47,7 +47,7 @@ CATALOG_FILES = {
 
 
 def _write_catalog(out: Path, kind: str, cols: dict) -> dict:
-    rel = f"catalogs/{CATALOG_FILES[kind]}"
+    rel = f"catalogs/{CATALOG_FILES.get(kind, kind + '.csv')}"
     path = out / rel
     if rel.endswith(".fits"):
         write_fits_table(cols, path)
@@ -157,15 +157,16 @@ def _write_universe(cfg: Config, out: Path, fmt: str) -> None:
     label_truth.append(t)
     tables = {"gaia": cat.gaia_table(stars), "bailer_jones": cat.bailer_jones_table(s, stars),
               "dust": cat.dust_table(s, stars), "starhorse": cat.starhorse_table(s, stars), "aspcap": aspcap}
-    for name in ("qiu23", "ding22", "laspm"):
-        tables[name], t = cat.obsid_label_table(s, name, stars, visits)
-        label_truth.append(t)
+    for c in cat.synthesised(s, cfg.labels.catalogs):
+        if c.keyed_by == "obsid":
+            tables[c.key], t = cat.obsid_label_table(s, c.key, c.classes, stars, visits)
+            label_truth.append(t)
     tables["variables"] = cat.variables_table(s, stars)
     tables["lamost_catalog"] = cat.lamost_catalog_table(s, stars, visits)
     tables["model_sed_grid"] = cat.model_sed_grid_table()
     files += [_write_catalog(out, kind, cols) for kind, cols in tables.items()]
 
-    truth = write_truth(out, s, stars, visits, label_truth)
+    truth = write_truth(out, s, stars, visits, label_truth, cfg.labels.catalogs)
     for f in files:
         f["bytes"] = (out / f["path"]).stat().st_size
     manifest = {"preset": s.preset, "seed": s.seed, "format": fmt, "generator": generator_version(),

@@ -19,7 +19,7 @@ from mgold.pipeline.synth import catalogs as cat
 from mgold.pipeline.synth.writers import to_arrow, write_parquet
 
 
-def write_truth(out: Path, s, stars: dict, visits: dict, label_truth: list[dict]) -> list[str]:
+def write_truth(out: Path, s, stars: dict, visits: dict, label_truth: list[dict], catalogs) -> list[str]:
     """Write ``out/truth/*.parquet``; returns their paths relative to ``out``."""
     star_cols = ("star_id", "source_id", "class", "teff_k", "logg_dex", "mh_dex", "is_binary", "is_variable",
                  "var_type", "dist_pc", "av_mag", "ra_deg", "dec_deg", "pmra_masyr", "pmdec_masyr",
@@ -31,7 +31,7 @@ def write_truth(out: Path, s, stars: dict, visits: dict, label_truth: list[dict]
     labels = {k: np.concatenate([np.asarray(t[k]) if k != "catalog" else np.full(len(t["star_id"]), t[k])
                                  for t in label_truth]) for k in ("catalog", "row_key", "star_id", "is_outlier")}
     tables = {"stars": {k: stars[k] for k in star_cols}, "spectra": spec,
-              "injected_offsets": cat.injected_offsets(s), "label_rows": labels}
+              "injected_offsets": cat.injected_offsets(s, catalogs), "label_rows": labels}
     rels = []
     for name, cols in tables.items():
         rel = f"truth/{name}.parquet"

@@ -2,7 +2,7 @@
 -- grain: one row per source_id
 -- kind: table
 -- params:
--- tests: unique(source_id); not_null(source_id, obsid, snr_i, class, teff_k, logg_dex, mh_dex, label_source, is_supplement, run_id); accepted(class, 'dwarf', 'giant'); accepted(label_source, 'aspcap', 'qiu23', 'ding22', 'laspm')
+-- tests: unique(source_id); not_null(source_id, obsid, snr_i, class, teff_k, logg_dex, mh_dex, label_source, is_supplement, run_id); accepted(class, 'dwarf', 'giant')
 with transferred as (
     select t.*, p.obsid, p.snr_i, false as is_supplement
     from lbl_transfer t

@@ -8,13 +8,7 @@ with deltas as (
 ),
 
 offsets as (
-    select
-        catalog, class,
-        any_value(mean) filter (where param = 'teff_k') as offset_teff_k,
-        any_value(mean) filter (where param = 'logg_dex') as offset_logg_dex,
-        any_value(mean) filter (where param = 'mh_dex') as offset_mh_dex
-    from lbl_offsets
-    group by catalog, class
+    select catalog, class, offset_teff_k, offset_logg_dex, offset_mh_dex from lbl_offsets_wide
 ),
 
 shifted as (

@@ -1,7 +1,7 @@
--- description: the §2.2.3 supplement: M stars with LAMOST S/N_i above the threshold and tight ASPCAP errors, shifted by the ASPCAP offsets of their class, taken regardless of the CMD box; the class is the CMD box's, else the ASPCAP log g's (paper Fig. 5). A star whose ASPCAP - StarHorse delta lies outside the clipped Gaussian its class's offset was fitted with is dropped: a catastrophic ASPCAP outlier keeps its small reported errors, so only that comparison shows it.
+-- description: the §2.2.3 supplement: M stars with LAMOST S/N_i above the threshold and tight errors in labels.supplement_catalog (ASPCAP), shifted by its offsets of their class, taken regardless of the CMD box; the class is the CMD box's, else the ASPCAP log g's (paper Fig. 5). A star whose ASPCAP - StarHorse delta lies outside the clipped Gaussian its class's offset was fitted with is dropped: a catastrophic ASPCAP outlier keeps its small reported errors, so only that comparison shows it.
 -- grain: one row per source_id
 -- kind: table
--- params: labels.supplement_snr_min, labels.supplement_teff_err_max_k, labels.supplement_logg_err_max_dex, labels.supplement_mh_err_max_dex, labels.supplement_dwarf_logg_min_dex, labels.offset_clip_nsigma
+-- params: labels.supplement_catalog, labels.supplement_snr_min, labels.supplement_teff_err_max_k, labels.supplement_logg_err_max_dex, labels.supplement_mh_err_max_dex, labels.supplement_dwarf_logg_min_dex, labels.offset_clip_nsigma
 -- tests: unique(source_id); not_null(source_id, class, teff_k, logg_dex, mh_dex)
 with stars as (
     select source_id, obsid, snr_i from sel_stars
@@ -12,7 +12,7 @@ primary_sample as (
 ),
 
 aspcap as (
-    select * from xm_label_catalogs where catalog = 'aspcap'
+    select * from xm_label_catalogs where catalog = getvariable('labels.supplement_catalog')
 ),
 
 starhorse as (
@@ -20,17 +20,7 @@ starhorse as (
 ),
 
 offsets as (
-    select
-        class,
-        any_value(mean) filter (where param = 'teff_k') as offset_teff_k,
-        any_value(mean) filter (where param = 'logg_dex') as offset_logg_dex,
-        any_value(mean) filter (where param = 'mh_dex') as offset_mh_dex,
-        any_value(sigma) filter (where param = 'teff_k') as sigma_teff_k,
-        any_value(sigma) filter (where param = 'logg_dex') as sigma_logg_dex,
-        any_value(sigma) filter (where param = 'mh_dex') as sigma_mh_dex
-    from lbl_offsets
-    where catalog = 'aspcap'
-    group by class
+    select * exclude (catalog) from lbl_offsets_wide where catalog = getvariable('labels.supplement_catalog')
 ),
 
 selected as (
@@ -54,7 +44,7 @@ selected as (
 
 final as (
     select
-        s.source_id, s.best_obsid as obsid, s.snr_i, s.class, 'aspcap' as label_source,
+        s.source_id, s.best_obsid as obsid, s.snr_i, s.class, s.catalog as label_source,
         s.teff_k - o.offset_teff_k as teff_k,
         s.logg_dex - o.offset_logg_dex as logg_dex,
         s.mh_dex - o.offset_mh_dex as mh_dex,

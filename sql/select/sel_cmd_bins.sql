@@ -1,32 +1,18 @@
 -- description: mean and 1-sigma of M_G in steps of dereddened BP-RP for the dwarf and giant candidates (paper §2.1.1-2.1.2, error bars of Figs 1-2), after dropping stars nearer the other class's median M_G and one clip around the step median, so stars with a wrong dM/gM subclass neither inflate the box nor, where they outnumber the true members of a colour step, drag it onto the other sequence.
 -- grain: one row per (class, colour step)
 -- kind: table
--- params: select.dwarf_dist_max_kpc, select.dwarf_abs_g_min_mag, select.dwarf_abs_g_max_mag, select.giant_dist_max_kpc, select.giant_bp_rp_min_mag, select.giant_bp_rp_max_mag, select.cmd_color_step_mag, select.cmd_min_stars_per_step, select.cmd_clip_nsigma
+-- params: select.cmd_color_step_mag, select.cmd_min_stars_per_step, select.cmd_clip_nsigma
 -- tests: unique(class, step); not_null(mean_abs_g_mag, sigma_abs_g_mag); accepted(class, 'dwarf', 'giant')
-with candidates as (
-    select * from sel_stars where is_candidate
-),
-
-dwarfs as (
+with hinted as (
     -- the statistics come from stars LAMOST classed dM / gM (paper §2.1); the box then decides for every candidate
-    select 'dwarf' as class, 0.0 as colour_origin_mag, bp_rp0_mag, abs_g_mag
-    from candidates
-    where lum_class_hint = 'dwarf'
-      and dist_pc < 1000 * getvariable('select.dwarf_dist_max_kpc')
-      and abs_g_mag between getvariable('select.dwarf_abs_g_min_mag') and getvariable('select.dwarf_abs_g_max_mag')
-),
-
-giants as (
-    select 'giant' as class, getvariable('select.giant_bp_rp_min_mag') as colour_origin_mag, bp_rp0_mag, abs_g_mag
-    from candidates
-    where lum_class_hint = 'giant'
-      and dist_pc < 1000 * getvariable('select.giant_dist_max_kpc')
-      and bp_rp0_mag between getvariable('select.giant_bp_rp_min_mag') and getvariable('select.giant_bp_rp_max_mag')
+    select class, colour_origin_mag, bp_rp0_mag, abs_g_mag
+    from sel_cmd_eligible
+    where lum_class_hint = class
 ),
 
 stepped as (
     select *, floor((bp_rp0_mag - colour_origin_mag) / getvariable('select.cmd_color_step_mag'))::int as step
-    from (select * from dwarfs union all select * from giants)
+    from hinted
 ),
 
 class_centres as (

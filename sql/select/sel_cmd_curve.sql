@@ -3,23 +3,19 @@
 -- kind: table
 -- params:
 -- tests: not_null(class, bp_rp0_mag, abs_g_fit_mag)
-with fits as (
-    select * from sel_cmd_fit
-),
-
-samples as (
-    select f.*, f.bp_rp0_min_mag + i * (f.bp_rp0_max_mag - f.bp_rp0_min_mag) / 100.0 as bp_rp0_mag
-    from fits f, range(101) t(i)
+with curve as (
+    select * from sel_cmd_points where kind = 'curve'
 ),
 
 final as (
     select
         class,
         bp_rp0_mag,
-        c0 + c1 * bp_rp0_mag + c2 * bp_rp0_mag ^ 2 + c3 * bp_rp0_mag ^ 3 as abs_g_fit_mag,
-        c0 + c1 * bp_rp0_mag + c2 * bp_rp0_mag ^ 2 + c3 * bp_rp0_mag ^ 3 - width_mag as abs_g_upper_mag,
-        c0 + c1 * bp_rp0_mag + c2 * bp_rp0_mag ^ 2 + c3 * bp_rp0_mag ^ 3 + width_mag as abs_g_lower_mag
-    from samples
+        abs_g_fit_mag,
+        -- brighter is up: the upper edge is the smaller M_G
+        abs_g_fit_mag - width_mag as abs_g_upper_mag,
+        abs_g_fit_mag + width_mag as abs_g_lower_mag
+    from curve
 )
 
 select * from final

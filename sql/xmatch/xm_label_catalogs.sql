@@ -1,8 +1,8 @@
--- description: the labels of every catalogue (ASPCAP, Qiu23, Ding22, old LASPM) attached to a Gaia source; obsid-keyed catalogues go through the LAMOST x Gaia match, else their own source_id.
+-- description: the labels of every catalogue of labels.catalogs (ASPCAP, Qiu23, Ding22, old LASPM, ...) attached to a Gaia source; obsid-keyed catalogues go through the LAMOST x Gaia match, else their own source_id.
 -- grain: one row per (catalog, source_id)
 -- kind: table
 -- params:
--- tests: unique(catalog, source_id); not_null(catalog, source_id, teff_k, logg_dex, mh_dex); accepted(catalog, 'aspcap', 'qiu23', 'ding22', 'laspm')
+-- tests: unique(catalog, source_id); not_null(catalog, source_id, teff_k, logg_dex, mh_dex)
 with aspcap as (
     select 'aspcap' as catalog, source_id, null::bigint as obsid, null::double as lamost_snr_i,
            teff_k, teff_err_k, logg_dex, logg_err_dex, mh_dex, mh_err_dex, apogee_snr as quality
@@ -11,9 +11,7 @@ with aspcap as (
 ),
 
 obsid_catalogs as (
-    select 'qiu23' as catalog, * from stg_qiu23
-    union all by name select 'ding22' as catalog, * from stg_ding22
-    union all by name select 'laspm' as catalog, * from stg_laspm
+    select * from stg_obsid_labels
 ),
 
 obsid_matched as (

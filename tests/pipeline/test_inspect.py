@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 from mgold.pipeline.cli import app
 from mgold.pipeline.config import DEFAULT
 from mgold.pipeline.runner import bind_config, build_models, compile_model_sql, ensure_meta, load_models
-from mgold.pipeline.stages import clean
 
 NPIX = 120
 CFG = DEFAULT.with_overrides({"clean.dist_ref_pix": NPIX})

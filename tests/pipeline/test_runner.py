@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import textwrap
-import uuid
 
 import duckdb
 import pytest
@@ -349,13 +348,9 @@ def test_tests_of_a_missing_relation_fail(tree, con):
 # --------------------------------------------------------------------------- python models
 
 @pytest.fixture()
-def stages_pkg(tmp_path, monkeypatch):
-    """A throwaway stages package with one Python model reading xm_b."""
-    name = f"mg_stages_{uuid.uuid4().hex[:8]}"
-    pkg = tmp_path / "pkgs" / name
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "double.py").write_text(textwrap.dedent('''
+def stages_pkg(stage_package):
+    """A throwaway stages package with one Python model reading xm_b, and a broken module."""
+    stage_package("double", '''
         from mgold.pipeline.pymodel import python_model
 
         @python_model(name="spc_double", layer="spectra", columns={"id": "bigint", "snr2": "double"},
@@ -364,10 +359,8 @@ def stages_pkg(tmp_path, monkeypatch):
                       tests="unique(id)")
         def build(ctx):
             yield ctx.table("b")
-    '''))
-    (pkg / "broken.py").write_text("raise RuntimeError('half written')\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
-    return name
+    ''')
+    return stage_package("broken", "raise RuntimeError('half written')\n")
 
 
 def test_python_models_join_the_same_dag(tree, con, stages_pkg):

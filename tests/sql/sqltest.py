@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from mgold.pipeline.config import DEFAULT, Config
 from mgold.pipeline.ingest.catalog_maps import KINDS
-from mgold.pipeline.runner import bind_config, compile_model_sql, load_models
+from mgold.pipeline.runner import bind_config, compile_model_sql, load_models, relation_kind
 
 LAMOST_HEADERS = {
     "obsid": "BIGINT", "designation": "VARCHAR", "ra_deg": "DOUBLE", "dec_deg": "DOUBLE",
@@ -33,7 +33,8 @@ def schema_of(kind: str) -> dict[str, str]:
     if kind == "lamost_headers":
         return LAMOST_HEADERS
     cols = {c.name: c.dtype for c in KINDS[kind].columns}
-    return {**cols, "_file": "VARCHAR", "_row": "BIGINT"}
+    tag = {"catalog": "VARCHAR"} if KINDS[kind].shared else {}
+    return {**cols, **tag, "_file": "VARCHAR", "_row": "BIGINT"}
 
 
 def connect(cfg: Config = DEFAULT) -> duckdb.DuckDBPyConnection:
@@ -49,7 +50,14 @@ def landing(con, kind: str, rows: list[dict]) -> None:
     unknown = {k for r in rows for k in r} - set(schema)
     assert not unknown, f"landing.{kind} has no column(s) {unknown}"
     cols = ", ".join(f'"{c}" {t}' for c, t in schema.items())
-    con.execute(f"create or replace table landing.{kind} ({cols})")
+    spec = KINDS.get(kind)
+    if spec is not None and spec.shared:       # kinds sharing a landing table: replace only this kind's rows
+        con.execute(f"create table if not exists landing.{spec.table} ({cols})")
+        con.execute(f"delete from landing.{spec.table} where catalog = ?", [kind])
+        rows = [{"catalog": kind, **r} for r in rows]
+        kind = spec.table
+    else:
+        con.execute(f"create or replace table landing.{kind} ({cols})")
     if "_file" in schema:
         rows = [{"_file": "test", "_row": i, **r} for i, r in enumerate(rows)]
     _insert(con, f"landing.{kind}", schema, rows)
@@ -72,9 +80,14 @@ def _insert(con, name: str, schema: dict[str, str], rows: list[dict]) -> None:
 
 
 def build(con, *names: str) -> None:
+    """Build the named models in order; an upstream model that does not exist yet is built first
+    (so a test names the models it is about, not every helper model between them)."""
     for n in names:
         m = models()[n]
         assert m.error is None, m.error
+        for up in m.upstream_models:
+            if relation_kind(con, up) is None and up not in names:
+                build(con, up)
         con.execute(f"create or replace table {n} as {compile_model_sql(m)}")
 
 

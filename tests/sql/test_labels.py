@@ -52,9 +52,9 @@ def draw_offsets(rng):
     return {k: (rng.uniform(-150, 150), rng.uniform(-0.3, 0.3), rng.uniform(-0.3, 0.3)) for k in cats}
 
 
-def test_offsets_recover_randomly_injected_bias_despite_outliers():
-    seed = np.random.SeedSequence().entropy      # a fresh draw each run; printed on failure
-    rng = np.random.default_rng(seed)
+@pytest.mark.parametrize("seed", [3, 17, 2024])
+def test_offsets_recover_randomly_injected_bias_despite_outliers(seed):
+    rng = np.random.default_rng(seed)            # random offsets, fixed seeds: a failure is reproducible
     injected = draw_offsets(rng)
     con = connect()
     load(con, *universe(rng, injected))
@@ -65,8 +65,10 @@ def test_offsets_recover_randomly_injected_bias_despite_outliers():
         # noise 30 K / 0.04 dex over ~240 stars -> standard error ~2 K / 0.003 dex; 5 sigma
         tol = {"teff_k": 12.0, "logg_dex": 0.015, "mh_dex": 0.015}[r["param"]]
         assert r["mean"] == pytest.approx(truth, abs=tol), (seed, r)
-        assert r["n"] < r["n_matched"] if r["param"] == "teff_k" else True
         assert r["run_id"] == "test-run" and r["method"].startswith("clipped")
+    # only Teff carries the 800 K outliers: the clipping drops some there, and nothing was dropped silently
+    assert all(r["n"] < r["n_matched"] for r in got if r["param"] == "teff_k")
+    assert all(r["n"] <= r["n_matched"] for r in got)
 
 
 def test_priority_transfer_delta_cuts_and_one_row_per_star():

@@ -52,6 +52,8 @@ def test_cmd_fit_recovers_polynomial_of_any_configured_order(order):
     table(con, "sel_cmd_bins", BINS, [
         {"class": "giant", "step": i, "mean_bp_rp0_mag": float(a), "mean_abs_g_mag": float(b),
          "sigma_abs_g_mag": float(c), "n_stars": int(k)} for i, (a, b, c, k) in enumerate(zip(x, y, sig, n))])
+    table(con, "sel_cmd_eligible", {"source_id": "BIGINT", "class": "VARCHAR", "bp_rp0_mag": "DOUBLE",
+                                    "abs_g_mag": "DOUBLE"}, [])   # no stars: the curve alone
     build(con, "sel_cmd_fit", "sel_cmd_curve")
     fit = rows(con, "select * from sel_cmd_fit")[0]
     got = [fit["c0"], fit["c1"], fit["c2"], fit["c3"]]

@@ -1,12 +1,15 @@
 """No pipeline model may read truth.* (the synthetic ground truth), even indirectly.
 
-Lineage comes from the SQL itself (sqlglot) and from each Python stage's
-``depends_on``, over the REAL ``sql/`` tree and ``mgold.pipeline.stages``.
+Lineage comes from the SQL itself (sqlglot): a SQL model's body and each Python
+model's input queries, over the REAL ``sql/`` tree and ``mgold.pipeline.stages``.
 """
 
 from __future__ import annotations
 
-from mgold.pipeline.runner import closure, lineage, load_models
+import duckdb
+
+from mgold.pipeline.config import DEFAULT
+from mgold.pipeline.runner import Project, closure, lineage, load_models, run
 
 
 def test_no_model_reads_truth_directly_or_through_its_upstream():
@@ -20,11 +23,24 @@ def test_no_model_reads_truth_directly_or_through_its_upstream():
     assert leaks == {}, f"models reading truth.*: {leaks}"
 
 
-def test_truth_refusal_is_reported_as_a_model_error():
-    """The loader itself refuses truth.* (so a build fails loudly, not just this test)."""
-    models = load_models()
-    flagged = [m.name for m in models.values() if m.error and "truth." in m.error]
-    assert flagged == []
+def test_the_loader_refuses_a_model_reading_truth_and_the_runner_never_builds_it(tmp_path):
+    """The loader itself refuses truth.* (so a build fails loudly, not just this test), even
+    through a CTE or a subquery."""
+    for name, body in (("stg_peek", "select * from truth.stars"),
+                       ("stg_hidden", "with t as (select star_id from truth.spectra) select * from t")):
+        path = tmp_path / "staging" / f"{name}.sql"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"-- description: x\n-- grain: x\n-- kind: table\n-- params:\n{body}\n")
+    project = Project.load(tmp_path, stages=None)
+    for name in ("stg_peek", "stg_hidden"):
+        assert "truth.* is for evaluation code only" in project.models[name].error
+    con = duckdb.connect()
+    con.execute("create schema truth")
+    con.execute("create table truth.stars as select 1 star_id")
+    con.execute("create table truth.spectra as select 1 star_id")
+    res = {r.name: r for r in run(con, project, DEFAULT)}
+    assert {r.status for r in res.values()} == {"failed"}
+    assert not con.execute("select * from duckdb_tables() where schema_name = 'main'").fetchall()
 
 
 def test_every_real_model_loads_with_an_honest_header():

@@ -120,7 +120,7 @@ def test_label_catalogs_reach_gaia_through_obsid_and_keep_the_best_visit():
     landing(con, "laspm", [{"obsid": 1, **lab, "logg_dex": None}])
     landing(con, "aspcap", [{"apogee_id": "2M1", "ra_deg": 10.0, "dec_deg": 0.0, **lab}])
     empty_landing(con, "variables")
-    build(con, *XM, "stg_qiu23", "stg_ding22", "stg_laspm", "xm_aspcap", "xm_label_catalogs")
+    build(con, *XM, "stg_obsid_labels", "xm_aspcap", "xm_label_catalogs")
     got = {(r["catalog"], r["source_id"]): r for r in rows(con, "select * from xm_label_catalogs")}
     assert set(got) == {("ding22", 7), ("qiu23", 8), ("aspcap", 7)}
     assert got[("ding22", 7)]["obsid"] == 2 and got[("ding22", 7)]["teff_k"] == 3500.0

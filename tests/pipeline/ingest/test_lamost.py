@@ -20,7 +20,7 @@ from astropy.io import fits
 from mgold.pipeline.bench.ingest import DLOGLAM, LOGLAM0, N_PIXELS, write_dr8_fits
 from mgold.pipeline.config import DEFAULT
 from mgold.pipeline.ingest import lamost
-from mgold.pipeline.ingest.lamost import spectra_dir
+from mgold.pipeline.datafiles import spectra_dir
 from mgold.pipeline.ingest.lamost_fits import C_KMS, stable_obsid
 from mgold.pipeline.warehouse import connect, open_warehouse
 

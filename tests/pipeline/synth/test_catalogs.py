@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mgold.pipeline.config import DEFAULT
 from mgold.pipeline.synth import catalogs as cat
 from mgold.pipeline.synth.observe import make_visits
 from mgold.pipeline.synth.presets import config_for
@@ -40,8 +41,8 @@ def test_starhorse_is_unbiased_noisy_and_on_its_metallicity_grid(universe):
                                             ("qiu23", "giant", "teff_k")])
 def test_obsid_catalogues_carry_their_injected_offset(universe, name, cls, param):
     cfg, stars, visits = universe
-    table, truth = cat.obsid_label_table(cfg, name, stars, visits)
-    col = cat.LABEL_CATALOGS[name][1][param]
+    table, truth = cat.obsid_label_table(cfg, name, (cls,), stars, visits)
+    col = cat.LABEL_COLUMNS[name][0][param]
     lab = visits["labels_of_star_id"][np.searchsorted(visits["obsid"], table["obsid"])]
     d = np.asarray(table[col]) - stars[param][lab]
     expected = getattr(getattr(getattr(cfg, name), cls), param)
@@ -52,7 +53,7 @@ def test_obsid_catalogues_carry_their_injected_offset(universe, name, cls, param
 
 def test_label_catalogues_also_cover_faint_and_out_of_box_stars(universe):
     cfg, stars, visits = universe
-    table, truth = cat.obsid_label_table(cfg, "laspm", stars, visits)
+    table, truth = cat.obsid_label_table(cfg, "laspm", ("dwarf",), stars, visits)
     rows = np.searchsorted(visits["obsid"], table["obsid"])
     assert np.mean(visits["snr_i_target"][rows] < 10) > 0.02
     assert np.mean(stars["dist_pc"][truth["star_id"]] > 2000) + np.mean(stars["is_binary"][truth["star_id"]]) > 0.03
@@ -73,7 +74,7 @@ def test_aspcap_has_sentinels_bad_flags_and_a_precise_bright_supplement(universe
 
 def test_injected_offsets_table_lists_every_catalogue_class_param(universe):
     cfg, *_ = universe
-    off = cat.injected_offsets(cfg)
+    off = cat.injected_offsets(cfg, DEFAULT.labels.catalogs)
     assert len(off["catalog"]) == (2 + 1 + 1 + 1) * 3
     i = np.flatnonzero((off["catalog"] == "aspcap") & (off["class"] == "dwarf") & (off["param"] == "teff_k"))[0]
     assert off["offset_value"][i] == cfg.aspcap.dwarf.teff_k

@@ -131,7 +131,7 @@ def test_fits_layout_matches_a_real_dr13_file(tmp_path, real_data):
 def test_both_formats_give_identical_landing_tables(tmp_path):
     from mgold.pipeline.config import DEFAULT
     from mgold.pipeline.ingest.lamost import ingest_lamost
-    from mgold.pipeline.warehouse import connect
+    from mgold.pipeline.warehouse import connect, open_warehouse
 
     ignore = {"file", "file_sha256", "run_id", "layout", "rv_source"}   # provenance, not content
     got = []
@@ -139,7 +139,8 @@ def test_both_formats_give_identical_landing_tables(tmp_path):
         out = tmp_path / fmt
         make(config_for("tiny", seed=8, sets=["synth.n_stars=40"]), out, fmt=fmt)
         w = tmp_path / f"{fmt}.duckdb"
-        report = ingest_lamost([out / "lamost"], w, DEFAULT, workers=1)
+        with open_warehouse(w, command="test") as con:
+            report = ingest_lamost(con, [out / "lamost"], DEFAULT, workers=1)
         assert report.rejected == 0
         con = connect(w, read_only=True)
         cols = [r[0] for r in con.execute("describe landing.lamost_headers").fetchall() if r[0] not in ignore]

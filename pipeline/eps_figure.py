@@ -4,7 +4,7 @@ The clustering is the stage's own (``cluster_chunk``: the noise-debiased distanc
 pipeline/stages/clean.py, with the config the clean layer was built with); the
 curves are the spectra over their median, as the inspection plots show them.
 
-Run: ``python -m mgold.pipeline.evaluate.eps_figure -w W.duckdb --out fig6.png``
+Run: ``python -m mgold.pipeline.eps_figure -w W.duckdb --out fig6.png``
 (or ``mgold inspect figure``). Reads models only (no truth), so it works on real
 data too.
 """
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DEFAULT, Config
-from ..inspect import InspectError, bin_spectra, draw_bin, normalised
-from ..runner import bind_config, compile_model_sql, load_models, recorded_config
-from ..stages.clean import cluster_chunk
+from .config import DEFAULT, Config
+from .inspect import InspectError, bin_spectra, draw_bin, normalised
+from .runner import bind_config, compile_model_sql, load_models, recorded_config
+from .stages.clean import cluster_chunk
 
 
 def kept_flags(clustered, cfg: Config) -> np.ndarray:
@@ -88,7 +88,7 @@ def eps_figure(con, out: Path, cfg: Config = DEFAULT, bin_id: str | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..warehouse import open_warehouse
+    from .warehouse import open_warehouse
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-w", "--warehouse", type=Path, required=True)
