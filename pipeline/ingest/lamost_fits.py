@@ -36,16 +36,17 @@ Conventions:
   catalogue sentinels +-9999 / +-99999; +-99 too for Z, Z_ERR, where no star can be) and
   NaN/inf become NULL with one warning per spectrum; a required RA/DEC sentinel rejects
   the file. 99 is NOT a sentinel for S/N: DR1 files cap SN_* at 99.0 (8 of the 45 pilot
-  files in ../shared/data/real), nor for RV (99 km/s is a velocity).
+  files in ../shared/data/real, 7 in SN_I), nor for RV (99 km/s is a velocity).
 * Spectra shorter than ``ingest.min_pixels`` are refused (LAMOST LRS: ~3750-3910 px).
 * ``data_v`` = DATA_V ("LAMOST DR8"); when absent (DR1/DR2 era files)
   ``"LAMOST pipeline <VERSPIPE>"`` (e.g. "LAMOST pipeline v2.6.4"), else "unknown".
 * ``rv_kms`` = header RV when present (``rv_source`` 'header'), else c*z
   (``rv_source`` 'c*z'); NULL with no (or a sentinel) Z.
-* A decreasing wavelength row (reversed) is refused as such. The wavelength grid is fitted as log10(wave) = loglam0 + dloglam*i and rejected
-  when any pixel deviates by more than ``rtol`` (relative); when COEFF0/COEFF1
-  describe the same grid within ``rtol`` the exact header values are stored
-  (float32 wavelengths otherwise bias loglam0 by ~1e-3 pixel).
+* A wavelength row that decreases (reversed) or turns back is refused as such. The
+  grid is then fitted as log10(wave) = loglam0 + dloglam*i and rejected when any pixel
+  deviates by more than ``rtol`` (relative); when COEFF0/COEFF1 describe the same grid
+  within ``rtol`` the exact header values are stored (float32 wavelengths otherwise
+  bias loglam0 by ~1e-3 pixel).
 """
 
 from __future__ import annotations
