@@ -32,6 +32,10 @@ class IngestConfig:
     loglinear_rtol: float = 1e-6     # tolerance when verifying a log-linear wavelength grid
     catalog_batch_rows: int = 100_000  # catalogue rows read, cast and landed per batch (bounds memory)
 
+    # spectra with fewer pixels are refused: LAMOST LRS spectra have ~3900 (3751-3909 in the 293
+    # real LRS files of ../shared/data/real, all layouts), so a much shorter one is a cut or a stamp
+    min_pixels: int = 3000
+
 
 @dataclass(frozen=True)
 class XmatchConfig:
@@ -270,6 +274,12 @@ class SynthConfig:
     defect_broken_segment_rate: float = 0.02
     defect_cosmic_ray_rate: float = 0.05
     defect_wrong_rv_rate: float = 0.02
+
+    # visits whose 1D-pipeline RV fit failed: Z = Z_ERR = rv = -9999 in headers and catalogue
+    # (truth keeps the true RV). 2 of the 293 real LRS files in ../shared/data/real (0.7 %) carry
+    # Z = -9999 (the 4 of 54 DR7 files in issue 9 were hand-picked M stars): the real rate, rounded
+    rv_failure_rate: float = 0.01
+
     n_dr11_spectra: int = 0                    # extra unlabelled M spectra for LASPM (dr11 preset)
     # stars: distances, dust, kinematics, photometry (see pipeline/synth/stars.py)
     dwarf_dist_scale_pc: float = 300.0         # gamma(k=3) scale: dwarfs mostly < 2 kpc

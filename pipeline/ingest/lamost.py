@@ -55,8 +55,8 @@ from ..progress import progress
 from ..datafiles import (SPECTRA_KIND, refresh_spectra_view, register_data_file, sha256_of, spectra_dir_of, warehouse_path)
 from ..warehouse import finish_run, new_run_id, record_ingest_error, refuse_mixing, start_run, transaction
 from . import IngestReport
-from .lamost_fits import (BadSpectrum, C_KMS, HEADER_COLUMNS, Spectrum, clean_pixels,
-                          init_worker, read_many, read_one, unspill)
+from .lamost_fits import (BadSpectrum, HEADER_COLUMNS, Spectrum, check_length, clean_pixels,
+                          fill_rv, init_worker, null_sentinels, read_many, read_one, unspill)
 
 KIND = "lamost"
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz")
@@ -127,7 +127,7 @@ def ingest_lamost(con: duckdb.DuckDBPyConnection, paths: list[Path], cfg: Config
     try:
         fits_files = [f for f in files if not f.name.endswith(TABLE_SUFFIXES)]
         tables = [f for f in files if f.name.endswith(TABLE_SUFFIXES)]
-        events = _read_fits_files(fits_files, known_sha, cfg.ingest.loglinear_rtol,
+        events = _read_fits_files(fits_files, known_sha, (cfg.ingest.loglinear_rtol, cfg.ingest.min_pixels),
                                   workers or cfg.ingest.workers, out_dir, cfg.ingest.pool_min_files)
         seen_sha = set(known_sha)
         for path, sha, outcome in progress(events, total=len(fits_files), desc="lamost", unit="files"):
@@ -181,13 +181,15 @@ def expand_paths(paths: Iterable[Path | str]) -> tuple[list[Path], list[tuple[st
     return [found[k] for k in sorted(found)], problems
 
 
-def _read_fits_files(files: list[Path], known_sha: set[str], rtol: float, workers: int,
-                     spill_dir: Path, pool_min_files: int) -> Iterator[tuple[Path, str | None, Spectrum | str]]:
+def _read_fits_files(files: list[Path], known_sha: set[str], limits: tuple[float, int],
+                     workers: int, spill_dir: Path,
+                     pool_min_files: int) -> Iterator[tuple[Path, str | None, Spectrum | str]]:
     """Read files in input order; with a pool, at most ``2*workers + 1`` chunks are in
     flight, so a parent slower than its workers never buffers more than a few MB. Pool
-    workers hand the arrays over through spill files in ``spill_dir`` (see read_many)."""
+    workers hand the arrays over through spill files in ``spill_dir`` (see read_many).
+    ``limits`` = (ingest.loglinear_rtol, ingest.min_pixels), as ``init_worker`` takes them."""
     if workers <= 1 or len(files) < max(pool_min_files, 2):
-        init_worker(known_sha, rtol)
+        init_worker(known_sha, *limits)
         yield from map(read_one, files)
         return
     # big chunks: per-message IPC overhead, not the payload, dominated the parent's CPU
@@ -197,7 +199,7 @@ def _read_fits_files(files: list[Path], known_sha: set[str], rtol: float, worker
     # workers fork from a clean server that has preloaded lamost_fits (numpy only)
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["mgold.pipeline.ingest.lamost_fits"])
-    with ctx.Pool(workers, initializer=init_worker, initargs=(known_sha, rtol)) as pool:
+    with ctx.Pool(workers, initializer=init_worker, initargs=(known_sha, *limits)) as pool:
         pending = deque(pool.apply_async(read_many, (c, spill_dir))
                         for c in itertools.islice(chunks, 2 * workers + 1))
         while pending:
@@ -248,7 +250,7 @@ def _ingest_table(con, run_id: str, report: IngestReport, sink: "_Sink", known_o
         batches = pf.iter_batches(batch_size=cfg.ingest.spectra_per_row_group)
         row0 = 0
         for batch in batches:
-            for i, spec in enumerate(table_rows(batch)):
+            for i, spec in enumerate(table_rows(batch, cfg.ingest.min_pixels)):
                 if isinstance(spec, str):
                     _reject(con, run_id, report, path, spec, row0 + i)
                 elif _land(con, run_id, report, sink, known_obsid, path, digest, spec, row0 + i):
@@ -263,11 +265,13 @@ def _ingest_table(con, run_id: str, report: IngestReport, sink: "_Sink", known_o
         report.files_loaded += 1
 
 
-def table_rows(batch: pa.RecordBatch) -> Iterator[Spectrum | str]:
+def table_rows(batch: pa.RecordBatch, min_pixels: int) -> Iterator[Spectrum | str]:
     """Spectrum per row of a spectra-table batch, or the rejection reason of that row.
 
     The grid is (loglam0, dloglam) by construction, so only its values are checked.
-    A column of the wrong type rejects the whole file (BadSpectrum), a bad row only itself.
+    A column of the wrong type rejects the whole file (BadSpectrum), a bad row only itself;
+    rows are held to the FITS rules (``lamost_fits``: sentinels -> NULL with a warning,
+    spectra shorter than ``min_pixels`` refused).
     """
     cols = {}
     for name in TABLE_HEADER_COLUMNS + ("loglam0", "dloglam"):
@@ -297,12 +301,12 @@ def table_rows(batch: pa.RecordBatch) -> Iterator[Spectrum | str]:
     for i in range(batch.num_rows):
         row = {k: v[i] for k, v in cols.items()}
         try:
-            yield _table_spectrum(row, arrays, i)
+            yield _table_spectrum(row, arrays, i, min_pixels)
         except BadSpectrum as exc:
             yield str(exc)
 
 
-def _table_spectrum(row: dict, arrays: dict, i: int) -> Spectrum:
+def _table_spectrum(row: dict, arrays: dict, i: int, min_pixels: int) -> Spectrum:
     def get(name):
         if arrays[name] is None:
             return None
@@ -317,6 +321,7 @@ def _table_spectrum(row: dict, arrays: dict, i: int) -> Spectrum:
         raise BadSpectrum("NULL flux or ivar")
     if flux.size != ivar.size:
         raise BadSpectrum(f"flux has {flux.size} pixels but ivar has {ivar.size}")
+    check_length(flux.size, min_pixels)
     pixmask = get("pixmask")
     if pixmask is None:
         pixmask = np.zeros(flux.size, np.int32)
@@ -327,10 +332,8 @@ def _table_spectrum(row: dict, arrays: dict, i: int) -> Spectrum:
         raise BadSpectrum(f"bad grid: loglam0={loglam0}, dloglam={dloglam}")
     warnings: list[str] = []
     flux, ivar = clean_pixels(flux, ivar, warnings)
-    if row["rv_kms"] is None and row["z"] is not None:
-        row["rv_kms"], row["rv_source"] = C_KMS * row["z"], "c*z"
-    elif row["rv_kms"] is not None and row["rv_source"] is None:
-        row["rv_source"] = "table"
+    null_sentinels(row, {}, warnings)
+    fill_rv(row, "table")
     n = int(flux.size)
     row.update(n_pixels=n, wave_min_aa=float(10 ** loglam0),
                wave_max_aa=float(10 ** (loglam0 + dloglam * (n - 1))),

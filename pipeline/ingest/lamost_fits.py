@@ -22,24 +22,38 @@ Conventions:
   file has no ORMASK; ORMASK is the conservative choice for template fitting.
 * Non-finite flux or ivar pixels get flux = 0, ivar = 0 (DESIGN: ivar <= 0 is the
   only bad-pixel convention) and a warning; negative ivar is clipped to 0.
-* ``obsid`` absent (DR1/DR2 files): a stable negative id,
-  ``-(int(sha256("designation|lmjd|planid|spid|fiberid")[:8 bytes]) >> 1) - 1``, or
-  the same over the file's base name when any of those keys is missing. Negative
-  ids never collide with LAMOST's positive OBSIDs and survive re-ingest.
+* ``obsid`` absent (DR1/DR2 files): a negative id derived from the file's content,
+  ``-(int.from_bytes(sha256(KEY)[:8], "big") >> 1) - 1`` with KEY =
+  ``"designation|lmjd|planid|spid|fiberid"`` (header values, e.g.
+  ``"LAMOST J024510.46+514502.3|55919|B5591903|1|1"``; LAMOST's own unique spectrum key
+  plus the designation), or, when any of those keys is missing, KEY = the hex sha256 of
+  the file's FITS bytes after gunzip (so a ``.fits`` and its ``.fits.gz`` get one id). The
+  file name never enters: re-ingesting the file, or a copy under another name, gives
+  the same id (and a duplicate-obsid rejection). Negative ids never collide with
+  LAMOST's positive OBSIDs. Each such file gets a warning row naming the id and its KEY.
+* Header sentinels: the 1D pipeline writes ``Z = Z_ERR = -9999`` when its RV fit fails
+  and ``SNR* = -9999`` for a band without data. Values in ``HEADER_SENTINELS`` (the
+  catalogue sentinels +-9999 / +-99999; +-99 too for Z, Z_ERR, where no star can be) and
+  NaN/inf become NULL with one warning per spectrum; a required RA/DEC sentinel rejects
+  the file. 99 is NOT a sentinel for S/N: DR1 files cap SN_* at 99.0 (8 of the 45 pilot
+  files in ../shared/data/real, 7 in SN_I), nor for RV (99 km/s is a velocity).
+* Spectra shorter than ``ingest.min_pixels`` are refused (LAMOST LRS: ~3750-3910 px).
 * ``data_v`` = DATA_V ("LAMOST DR8"); when absent (DR1/DR2 era files)
   ``"LAMOST pipeline <VERSPIPE>"`` (e.g. "LAMOST pipeline v2.6.4"), else "unknown".
 * ``rv_kms`` = header RV when present (``rv_source`` 'header'), else c*z
-  (``rv_source`` 'c*z'); NULL with no Z.
-* The wavelength grid is fitted as log10(wave) = loglam0 + dloglam*i and rejected
-  when any pixel deviates by more than ``rtol`` (relative); when COEFF0/COEFF1
-  describe the same grid within ``rtol`` the exact header values are stored
-  (float32 wavelengths otherwise bias loglam0 by ~1e-3 pixel).
+  (``rv_source`` 'c*z'); NULL with no (or a sentinel) Z.
+* A wavelength row that decreases (reversed) or turns back is refused as such. The
+  grid is then fitted as log10(wave) = loglam0 + dloglam*i and rejected when any pixel
+  deviates by more than ``rtol`` (relative); when COEFF0/COEFF1 describe the same grid
+  within ``rtol`` the exact header values are stored (float32 wavelengths otherwise
+  bias loglam0 by ~1e-3 pixel).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import uuid
 import zlib
@@ -47,6 +61,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .catalog_maps import SENTINELS_ANY
 
 C_KMS = 299792.458
 LN10 = float(np.log(10.0))
@@ -77,6 +93,14 @@ HEADER_COLUMNS = (
     "rv_source", *(f"snr_{b}" for b in BANDS), "lmjd", "mjd", "planid", "spid", "fiberid",
     "data_v", "n_pixels", "wave_min_aa", "wave_max_aa", "is_star", "layout",
 )
+
+# column -> values that mean "no value" (see module docstring); NaN/inf are NULL too
+HEADER_SENTINELS = {
+    "z": SENTINELS_ANY + (99.0, -99.0), "z_err": SENTINELS_ANY + (99.0, -99.0),
+    "rv_kms": SENTINELS_ANY, **{f"snr_{b}": SENTINELS_ANY for b in BANDS},
+}
+OBSID_KEY_COLUMNS = ("designation", "lmjd", "planid", "spid", "fiberid")
+LRS_PIXELS = "~3750-3910"   # pixels of the real LAMOST LRS files in ../shared/data/real (all layouts)
 
 Header = dict  # parsed cards: {KEY: value}
 
@@ -116,16 +140,62 @@ def file_bytes(path: Path) -> tuple[bytes, str]:
     return raw, sha
 
 
-def stable_obsid(designation: str | None, lmjd: int | None, planid: str | None,
-                 spid: int | None, fiberid: int | None, file_name: str) -> int:
-    """Negative 63-bit id for spectra without OBSID (see module docstring)."""
-    parts = (designation, lmjd, planid, spid, fiberid)
-    key = file_name if any(p is None or p == "" for p in parts) else "|".join(str(p) for p in parts)
+def stable_obsid(key: str) -> int:
+    """Negative 63-bit id of a spectrum without OBSID, from its KEY (see module docstring)."""
     h = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
     return -(h >> 1) - 1
 
 
-def read_spectrum(path: Path, data: bytes, rtol: float) -> Spectrum:
+def derive_obsid(row: dict, content: bytes) -> tuple[int, str]:
+    """(id, warning) for a header row without OBSID: KEY from the row, else the content's sha256."""
+    parts = [row.get(c) for c in OBSID_KEY_COLUMNS]
+    if any(p is None or p == "" for p in parts):
+        key = hashlib.sha256(content).hexdigest()
+        how = (f"sha256 of the file's FITS bytes {key[:16]}... ({', '.join(OBSID_KEY_COLUMNS)} "
+               "incomplete)")
+    else:
+        key = "|".join(str(p) for p in parts)
+        how = f"{'|'.join(OBSID_KEY_COLUMNS)} {key!r}"
+    obsid = stable_obsid(key)
+    return obsid, f"no OBSID: keyed by derived obsid {obsid} = hash of {how}"
+
+
+def null_sentinels(row: dict, labels: dict[str, str], warnings: list[str]) -> None:
+    """NULL the HEADER_SENTINELS values and NaN/inf of ``row`` in place; one warning for all.
+
+    ``labels`` names each column as the file does (``{"z": "header key Z"}``); default
+    ``column <name>``."""
+    found, nulled = [], set()
+    for col, sentinels in HEADER_SENTINELS.items():
+        value = row.get(col)
+        if value is not None and (not math.isfinite(value) or value in sentinels):
+            found.append(f"{labels.get(col, f'column {col}')} = {value:g}")
+            nulled.add(col)
+            row[col] = None
+    if found:
+        no_rv = nulled & {"z", "rv_kms"} and row.get("z") is None and row.get("rv_kms") is None
+        warnings.append(f"sentinel or non-finite value(s) stored as NULL: {', '.join(found)}"
+                        + (" (no radial velocity)" if no_rv else ""))
+
+
+def fill_rv(row: dict, given: str) -> None:
+    """``rv_kms``/``rv_source``: the given RV (source ``given`` unless named), else c*z, else NULL."""
+    if row["rv_kms"] is not None:
+        row["rv_source"] = row.get("rv_source") or given
+    elif row["z"] is not None:
+        row["rv_kms"], row["rv_source"] = C_KMS * row["z"], "c*z"
+    else:
+        row["rv_source"] = None
+
+
+def check_length(n: int, min_pixels: int) -> None:
+    """BadSpectrum for a spectrum far shorter than a LAMOST LRS one (a cut or a stamp)."""
+    if n < min_pixels:
+        raise BadSpectrum(f"{n} pixels, far fewer than a LAMOST LRS spectrum ({LRS_PIXELS}): "
+                          f"refused below ingest.min_pixels = {min_pixels}")
+
+
+def read_spectrum(path: Path, data: bytes, rtol: float, min_pixels: int) -> Spectrum:
     """Parse one LAMOST LRS file already in memory; raise BadSpectrum with the cause."""
     name = path.name
     if name.startswith("med-"):
@@ -164,6 +234,7 @@ def read_spectrum(path: Path, data: bytes, rtol: float) -> Spectrum:
     n = flux.size
     if ivar.size != n:
         raise BadSpectrum(f"flux has {n} pixels but ivar has {ivar.size}")
+    check_length(n, min_pixels)
     if wave is None:
         loglam0, dloglam = c0, c1
     else:
@@ -175,7 +246,7 @@ def read_spectrum(path: Path, data: bytes, rtol: float) -> Spectrum:
     pixmask = np.zeros(n, np.int32) if mask is None else np.asarray(mask).astype(np.int32)
     flux, ivar = clean_pixels(flux, ivar, warnings)
 
-    row = header_row(hdr, name, warnings)
+    row = header_row(hdr, data, warnings)
     row.update(n_pixels=n, wave_min_aa=float(10 ** loglam0),
                wave_max_aa=float(10 ** (loglam0 + dloglam * (n - 1))), layout=layout)
     return Spectrum(row, loglam0, dloglam, flux, ivar, pixmask, warnings)
@@ -185,11 +256,12 @@ def read_spectrum(path: Path, data: bytes, rtol: float) -> Spectrum:
 
 _KNOWN_SHA: set[str] = set()
 _RTOL = 1e-6
+_MIN_PIXELS = 0
 
 
-def init_worker(known_sha: set[str], rtol: float) -> None:
-    global _KNOWN_SHA, _RTOL
-    _KNOWN_SHA, _RTOL = known_sha, rtol
+def init_worker(known_sha: set[str], rtol: float, min_pixels: int) -> None:
+    global _KNOWN_SHA, _RTOL, _MIN_PIXELS
+    _KNOWN_SHA, _RTOL, _MIN_PIXELS = known_sha, rtol, min_pixels
 
 
 def read_one(path: Path) -> tuple[Path, str | None, Spectrum | str]:
@@ -203,7 +275,7 @@ def read_one(path: Path) -> tuple[Path, str | None, Spectrum | str]:
     if sha in _KNOWN_SHA:
         return path, sha, "skipped"
     try:
-        return path, sha, read_spectrum(path, data, _RTOL)
+        return path, sha, read_spectrum(path, data, _RTOL, _MIN_PIXELS)
     except BadSpectrum as exc:
         return path, sha, str(exc)
     except Exception as exc:  # a malformed file must never stop the batch
@@ -276,6 +348,14 @@ def fit_loglinear(wave: np.ndarray, rtol: float, coeff0: float | None = None,
     n = wave.size
     if n < 2 or not np.all(np.isfinite(wave)) or np.any(wave <= 0):
         raise BadSpectrum("wavelength grid has non-positive or non-finite values")
+    step = np.diff(wave)
+    if not (step > 0).all():
+        if (step < 0).all():
+            raise BadSpectrum(f"wavelength grid is decreasing ({wave[0]:.1f} -> {wave[-1]:.1f} AA: "
+                              "a reversed row); LAMOST grids increase")
+        i = int(np.argmax(step <= 0))
+        raise BadSpectrum(f"wavelength grid is not increasing at pixel {i + 1} "
+                          f"({wave[i]:.2f} -> {wave[i + 1]:.2f} AA)")
     loglam = np.log10(wave)
     i = np.arange(n, dtype=np.float64)
     im, lm = (n - 1) / 2.0, loglam.mean()
@@ -294,13 +374,18 @@ def fit_loglinear(wave: np.ndarray, rtol: float, coeff0: float | None = None,
     return start, slope
 
 
-def header_row(hdr: Header, file_name: str, warnings: list[str]) -> dict:
-    """Header columns from FITS cards; missing optional keys -> NULL and one warning."""
+def header_row(hdr: Header, content: bytes, warnings: list[str]) -> dict:
+    """Header columns from FITS cards; missing optional keys and sentinels -> NULL, one warning
+    each kind. ``content``: the file's FITS bytes (the id of a file without OBSID)."""
     row: dict = {}
     for key, (col, kind) in REQUIRED_KEYS.items():
         if hdr.get(key) is None or str(hdr.get(key)).strip() == "":
             raise BadSpectrum(f"missing required header key {key}")
         row[col] = _convert(hdr[key], kind, key, strict=True, warnings=warnings)
+        if kind == "float" and row[col] in SENTINELS_ANY:
+            raise BadSpectrum(f"header key {key} = {row[col]:g} is a no-value sentinel "
+                              "(required key)")
+    labels = {"z": "header key Z", "z_err": "header key Z_ERR", "rv_kms": "header key RV"}
     missing: list[str] = []
     for key, (col, kind) in OPTIONAL_KEYS.items():
         row[col] = _opt(hdr, key, kind, missing, warnings)
@@ -308,18 +393,17 @@ def header_row(hdr: Header, file_name: str, warnings: list[str]) -> dict:
         # DR1/DR2 write SN_U..SN_Z, later releases SNRU..SNRZ (named when both are missing)
         key = f"SN_{b.upper()}" if f"SN_{b.upper()}" in hdr else f"SNR{b.upper()}"
         row[f"snr_{b}"] = _opt(hdr, key, "float", missing, warnings)
+        labels[f"snr_{b}"] = f"header key {key}"
     if missing:
         warnings.append(f"header key(s) missing, stored as NULL: {', '.join(missing)}")
+    row["rv_kms"] = _opt(hdr, "RV", "float", [], warnings)
+    null_sentinels(row, labels, warnings)
+    fill_rv(row, "header")
     obsid = _opt(hdr, "OBSID", "int", [], warnings)
-    row["obsid"] = obsid if obsid is not None else stable_obsid(
-        row["designation"], row["lmjd"], row["planid"], row["spid"], row["fiberid"], file_name)
-    rv = _opt(hdr, "RV", "float", [], warnings)
-    if rv is not None:
-        row["rv_kms"], row["rv_source"] = rv, "header"
-    elif row["z"] is not None:
-        row["rv_kms"], row["rv_source"] = C_KMS * row["z"], "c*z"
-    else:
-        row["rv_kms"], row["rv_source"] = None, None
+    if obsid is None:
+        obsid, how = derive_obsid(row, content)
+        warnings.append(how)
+    row["obsid"] = obsid
     data_v = _opt(hdr, "DATA_V", "str", [], warnings)
     verspipe = _opt(hdr, "VERSPIPE", "str", [], warnings)
     row["data_v"] = data_v or (f"LAMOST pipeline v{verspipe.lstrip('vV')}" if verspipe else "unknown")
@@ -469,9 +553,9 @@ def _convert(value, kind: str, key: str, strict: bool, warnings: list[str]):
         if isinstance(value, bool):
             raise ValueError
         out = float(value) if kind == "float" else int(str(value).strip())
-        if kind == "float" and not np.isfinite(out):
+        if strict and kind == "float" and not np.isfinite(out):
             raise ValueError
-        return out
+        return out   # a non-finite optional float is NULLed by null_sentinels, with its warning
     except (TypeError, ValueError):
         msg = f"header key {key}: expected {kind}, got {value!r}"
         if strict:

@@ -155,10 +155,86 @@ class FitsReader:
             hdul.close()
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class Utf8Lines:
+    """Binary stream over ``raw`` that passes on valid UTF-8 only, checked a line at a time.
+
+    pyarrow's CSV reader fails the whole file on one invalid byte (and cannot even show
+    such a line to an invalid-row handler), so a line holding invalid UTF-8 is passed on
+    with those bytes replaced by U+FFFD and reported to ``on_bad(line, reason)`` (1-based
+    line number) before pyarrow sees it. A leading UTF-8 byte-order mark is dropped.
+    Valid input costs one ``bytes.decode`` per chunk."""
+
+    def __init__(self, raw, on_bad, chunk_bytes: int = 1 << 22):
+        self.raw, self.on_bad, self.chunk_bytes = raw, on_bad, chunk_bytes
+        self.closed = False
+        self._out, self._at = b"", 0   # checked bytes not yet read, and how far they were read
+        self._carry = b""
+        self._line = 1          # number of the first line not yet passed on
+        self._start, self._eof = True, False
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (everything left when ``n`` < 0); b"" at the end."""
+        if n < 0:
+            return b"".join(iter(lambda: self.read(1 << 30), b""))
+        if self._at >= len(self._out):
+            self._out, self._at = self._next_block(), 0
+        if self._at == 0 and n >= len(self._out):
+            out = self._out                      # the common case: a whole block, no copy
+        else:
+            out = self._out[self._at:self._at + n]
+        self._at += len(out)
+        return out
+
+    def _next_block(self) -> bytes:
+        """The next run of whole, checked lines; b"" at the end."""
+        while not self._eof:
+            data = self.raw.read(self.chunk_bytes)
+            if self._start:                      # the mark may arrive over several reads
+                while 0 < len(data) < len(UTF8_BOM) and (more := self.raw.read(self.chunk_bytes)):
+                    data += more
+                self._start = False
+                if data.startswith(UTF8_BOM):
+                    data = data[len(UTF8_BOM):] or self.raw.read(self.chunk_bytes)
+            if not data:
+                self._eof, block, self._carry = True, self._carry, b""
+            else:
+                buf = self._carry + data if self._carry else data
+                cut = buf.rfind(b"\n") + 1          # whole lines only: no character is split
+                block, self._carry = (buf, b"") if cut == len(buf) else (buf[:cut], buf[cut:])
+            if block:
+                return self._checked(block)
+        return b""
+
+    def _checked(self, block: bytes) -> bytes:
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            lines = block.split(b"\n")
+            for i, line in enumerate(lines):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    self.on_bad(self._line + i, f"invalid UTF-8 (byte 0x{line[e.start]:02x} at byte "
+                                                f"{e.start + 1} of line {self._line + i})")
+                    lines[i] = line.decode("utf-8", "replace").encode("utf-8")
+            block = b"\n".join(lines)
+        self._line += block.count(b"\n")
+        return block
+
+    def close(self) -> None:
+        self.closed = True
+        self.raw.close()
+
+
 class CsvReader:
     """Comma (or tab for .tsv) separated text with a header row; every column read as text.
 
-    Row numbers assume one header line and no line breaks inside quoted values."""
+    A UTF-8 byte-order mark (Excel's "CSV UTF-8") is skipped; a line holding invalid UTF-8
+    is rejected alone (``Utf8Lines``), the rest of the file lands. Row numbers assume one
+    header line and no line breaks inside quoted values."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -166,7 +242,7 @@ class CsvReader:
         self._delim = "\t" if ".tsv" in path.name.lower() else ","
         try:
             opener = gzip.open if path.name.lower().endswith(".gz") else open
-            with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as fh:
+            with opener(path, "rt", newline="", encoding="utf-8-sig", errors="replace") as fh:
                 header = next(csv.reader(fh, delimiter=self._delim), None)
         except (OSError, EOFError, csv.Error) as e:
             raise ReaderError(f"cannot read the CSV header ({type(e).__name__}: {e})") from e
@@ -178,13 +254,19 @@ class CsvReader:
         import pyarrow.csv as pcsv
 
         skipped: list[int] = []   # 0-based data rows skipped by the parser, in order
+        bad_text: set[int] = set()   # 0-based data rows with invalid UTF-8 (reported by Utf8Lines)
+
+        def on_bad_text(line: int, reason: str) -> None:
+            bad_text.add(line - 2)
+            self.rejected.append((line - 2, reason))
 
         def on_invalid(row) -> str:
             index = (row.number - 2) if row.number is not None else -1
             skipped.append(index)
-            self.rejected.append((index, f"CSV line cannot be split: {row.text[:60]!r} "
-                                         f"({row.expected_columns} fields expected, "
-                                         f"{row.actual_columns} found)"))
+            if index not in bad_text:        # an invalid-UTF-8 line is reported once, as such
+                self.rejected.append((index, f"CSV line cannot be split: {row.text[:60]!r} "
+                                             f"({row.expected_columns} fields expected, "
+                                             f"{row.actual_columns} found)"))
             return "skip"
 
         if not columns:
@@ -203,10 +285,13 @@ class CsvReader:
             index = np.arange(next_row, next_row + n + len(gaps), dtype=np.int64)
             index = np.setdiff1d(index, gaps, assume_unique=True)[:n]
             next_row = int(index[-1]) + 1 if n else next_row
-            return table.append_column(ROW_COLUMN, pa.array(index))
+            table = table.append_column(ROW_COLUMN, pa.array(index))
+            if bad_text and not bad_text.isdisjoint(index.tolist()):
+                table = table.filter(pa.array(~np.isin(index, list(bad_text))))
+            return table
 
         try:
-            stream = pa.input_stream(str(self.path), compression="detect")
+            stream = Utf8Lines(pa.input_stream(str(self.path), compression="detect"), on_bad_text)
             reader = pcsv.open_csv(stream, read_options=read, parse_options=parse,
                                    convert_options=convert)
             pending: list[pa.RecordBatch] = []

@@ -28,7 +28,7 @@ import numpy as np
 from mgold.pipeline.config import Config
 from mgold.pipeline.progress import progress
 from mgold.pipeline.synth import catalogs as cat
-from mgold.pipeline.synth.observe import C_KMS, DATA_V, Observer, make_visits
+from mgold.pipeline.synth.observe import C_KMS, DATA_V, RV_FAILED, Observer, make_visits
 from mgold.pipeline.synth.stars import make_stars, stream
 from mgold.pipeline.synth.truth import load_truth, write_truth  # noqa: F401  (load_truth re-exported)
 from mgold.pipeline.synth.writers import (spectra_table, spectrum_fits_name, to_arrow, write_csv,
@@ -63,9 +63,11 @@ def _spectrum_header(v: dict, idx: np.ndarray, snr: dict) -> dict:
     h = {k: v[k][idx] for k in ("obsid", "designation", "ra_deg", "dec_deg", "subclass", "lmjd", "mjd",
                                 "planid", "spid", "fiberid")}
     h["class"] = np.full(n, "STAR")
-    h["z"] = np.round(v["rv_kms"][idx] / C_KMS, 8)
-    h["rv_kms"] = h["z"] * C_KMS     # FITS files carry only Z: keep both layouts consistent
-    h["z_err"] = np.round(v["rv_err_kms"][idx] / C_KMS, 8)
+    failed = v["rv_failed"][idx]     # a failed RV fit: Z = Z_ERR = rv = -9999, as LAMOST writes it
+    h["z"] = np.where(failed, RV_FAILED, np.round(v["rv_kms"][idx] / C_KMS, 8))
+    # FITS files carry only Z: keep both layouts consistent
+    h["rv_kms"] = np.where(failed, RV_FAILED, h["z"] * C_KMS)
+    h["z_err"] = np.where(failed, RV_FAILED, np.round(v["rv_err_kms"][idx] / C_KMS, 8))
     h.update({f"snr_{b}": snr[b] for b in ("u", "g", "r", "i", "z")})
     h["data_v"] = np.full(n, DATA_V)
     return h

@@ -1,7 +1,8 @@
 """LAMOST visits and observed spectra: what the telescope and the 1D pipeline add to a star.
 
 ``make_visits`` draws every spectrum's header and truth (obsid, epoch, plate, fibre,
-S/N, RV, injected defect). ``observe_batch`` turns intrinsic spectra from
+S/N, RV, injected defect; a failed RV fit reported as LAMOST's -9999 at
+``synth.rv_failure_rate``). ``observe_batch`` turns intrinsic spectra from
 ``spectra_model.intrinsic_flux`` into observed ones: RV shift, CCM89 reddening,
 telluric bands, a smooth flux-calibration distortion, LAMOST-like counts, the
 blue/red join, noise with matching ivar, sky-line residuals, masked pixels, and the
@@ -20,6 +21,7 @@ from mgold.pipeline.synth.stars import position_at, stream
 C_KMS = 299792.458
 DEFECTS = ("none", "swapped_labels", "wrong_object", "broken_segment", "cosmic_ray", "wrong_rv")
 DATA_V = "LAMOST DR11 v1.0"
+RV_FAILED = -9999.0                # what LAMOST writes for Z, Z_ERR and rv when its RV fit failed
 # pixmask bits (LAMOST 2D pipeline): bad CCD, bad profile, no sky, bright sky, bad centre, no data
 PIX_BADCCD, PIX_BADPROFILE, PIX_NOSKY, PIX_BRIGHTSKY, PIX_BADCENTER, PIX_NODATA = 1, 2, 4, 8, 16, 32
 RV_PAD_PIX = 24                    # intrinsic spectra are made this much wider to allow the RV shift
@@ -87,6 +89,11 @@ def make_visits(cfg: SynthConfig, stars: dict[str, np.ndarray]) -> dict[str, np.
     wrong = v["defect"] == "wrong_rv"
     v["rv_kms"] = np.where(wrong, v["rv_kms"] + rng.choice([-1.0, 1.0], n) * rng.uniform(100, 400, n),
                            v["rv_kms"])
+    # the 1D pipeline's RV fit failed: reported rv and error are LAMOST's sentinel (the truth keeps
+    # rv_true_kms); own stream, so the rate moves no other draw of the universe
+    v["rv_failed"] = stream(cfg, "rv_failure").random(n) < cfg.rv_failure_rate
+    v["rv_kms"] = np.where(v["rv_failed"], RV_FAILED, v["rv_kms"])
+    v["rv_err_kms"] = np.where(v["rv_failed"], RV_FAILED, v["rv_err_kms"])
     # the 1D pipeline's subclass, from the spectrum it saw, with some luminosity confusion
     fo = v["flux_of_star_id"]
     sub = np.clip(np.round((3900.0 - stars["teff_k"][fo]) / 130.0 + rng.normal(0, 0.7, n)), 0, 9)

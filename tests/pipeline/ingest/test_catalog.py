@@ -126,6 +126,35 @@ def test_csv_line_that_cannot_be_split_rejects_only_that_row(tmp_path, warehouse
         (1, True), (3, True)]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_invalid_utf8_line_rejects_only_that_row(tmp_path, warehouse, capsys, suffix):
+    raw = (b"obsid,designation,ra,dec\n1,LAMOST J1,10,20\n2,LAMOST J\xff\xfe2,11,21\n3,ok,12,22\n"
+           b"4,\xe9t\xe9\n5,ok,14,24\n6,LAMOST J6,15,25\n")  # line 5: Latin-1 and too few fields
+    path = tmp_path / f"cat{suffix}"
+    path.write_bytes(gzip.compress(raw) if suffix.endswith(".gz") else raw)
+    cfg = DEFAULT.with_overrides(["ingest.catalog_batch_rows=2"])
+    report = ingest_catalog("lamost_catalog", [path], warehouse, cfg)
+    assert (report.files_loaded, report.rows_loaded, report.rejected) == (1, 4, 2)
+    assert _rows(warehouse, "select obsid, _row from landing.lamost_catalog order by _row") == [
+        (1, 0), (3, 2), (5, 4), (6, 5)]
+    assert _errors(warehouse) == [
+        (str(path), 1, "invalid UTF-8 (byte 0xff at byte 11 of line 3)", "error"),
+        (str(path), 3, "invalid UTF-8 (byte 0xe9 at byte 3 of line 5)", "error")]
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    assert f"{path}:1: invalid UTF-8" in err
+
+
+def test_utf8_byte_order_mark_of_an_excel_export_is_accepted(tmp_path, warehouse):
+    path = tmp_path / "excel.csv"
+    path.write_text("obsid,ra,dec,class\n7,1.5,2.5,STAR\n", encoding="utf-8-sig")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbfobsid")
+    report = ingest_catalog("lamost_catalog", [path], warehouse)
+    assert (report.files_loaded, report.rows_loaded, report.rejected) == (1, 1, 0)
+    assert _rows(warehouse, "select obsid, ra_deg, class from landing.lamost_catalog") == [
+        (7, 1.5, "STAR")]
+
+
 def test_missing_required_column_rejects_file_and_other_files_land(tmp_path, warehouse, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("source_id,dec\n1,2\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 from pathlib import Path
 
 import duckdb
@@ -21,7 +22,7 @@ from mgold.pipeline.bench.ingest import DLOGLAM, LOGLAM0, N_PIXELS, write_dr8_fi
 from mgold.pipeline.config import DEFAULT
 from mgold.pipeline.ingest import lamost
 from mgold.pipeline.datafiles import spectra_dir
-from mgold.pipeline.ingest.lamost_fits import C_KMS, stable_obsid
+from mgold.pipeline.ingest.lamost_fits import C_KMS, header_row, stable_obsid
 from mgold.pipeline.warehouse import connect, open_warehouse
 
 # --- fixture makers -----------------------------------------------------------------------
@@ -165,12 +166,12 @@ def test_reingest_of_the_same_files_is_a_no_op(inbox, warehouse):
 
 
 def test_pilot_layout_takes_wavelength_from_coeff_and_gets_a_stable_id(inbox, warehouse):
-    path = pilot(inbox)
+    pilot(inbox)
     report = ingest(inbox, warehouse)
     assert report.rows_loaded == 1 and report.rejected == 0
     obsid, data_v, layout, wmin, snr_i = query(
         warehouse, "select obsid, data_v, layout, wave_min_aa, snr_i from landing.lamost_headers")[0]
-    assert obsid == stable_obsid("LAMOST J063954.36+275846.4", 55862, "B6212", 6, 68, path.name)
+    assert obsid == stable_obsid("LAMOST J063954.36+275846.4|55862|B6212|6|68")
     assert obsid < 0 and layout == "dr1_pilot" and data_v == "LAMOST pipeline v2.6.4"
     assert wmin == pytest.approx(10 ** 3.57) and snr_i == pytest.approx(42.4)
     assert query(warehouse, "select loglam0, dloglam from landing.lamost_spectra") == [(3.57, 1e-4)]
@@ -311,6 +312,172 @@ def test_globs_and_files_are_accepted(inbox, warehouse):
     assert report.rows_loaded == 2
 
 
+# --- sentinels, reversed grids, derived ids, short spectra --------------------------------------
+
+
+def _header(**cards) -> dict:
+    base = {"OBSID": 1, "RA": 10.0, "DEC": 20.0, "CLASS": "STAR", "Z": 1e-4, "Z_ERR": 1e-5,
+            "SNRU": 1.0, "SNRG": 5.0, "SNRR": 20.0, "SNRI": 40.0, "SNRZ": 45.0,
+            "DESIG": "LAMOST J000001.00+000000.0", "SUBCLASS": "dM2", "LMJD": 58000, "MJD": 57999,
+            "PLANID": "P1", "SPID": 1, "FIBERID": 2}
+    return {k: v for k, v in {**base, **cards}.items() if v is not None}
+
+
+@pytest.mark.parametrize("z", [-9999, -9999.0, 9999.0, 99.0, -99999.0, float("nan"), float("inf")])
+def test_redshift_sentinel_gives_null_rv_and_one_warning_not_a_velocity(z):
+    warnings: list[str] = []
+    row = header_row(_header(Z=z, Z_ERR=-9999.0), b"", warnings)
+    assert (row["z"], row["z_err"], row["rv_kms"], row["rv_source"]) == (None, None, None, None)
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "sentinel or non-finite value(s) stored as NULL: header key Z = ")
+    assert "header key Z_ERR = -9999" in warnings[0] and warnings[0].endswith("(no radial velocity)")
+
+
+def test_snr_sentinels_become_null_but_the_dr1_cap_of_99_is_a_value():
+    warnings: list[str] = []
+    row = header_row(_header(SNRI=-9999.0, SNRZ=9999.0, SNRR=99.0), b"", warnings)
+    assert (row["snr_i"], row["snr_z"], row["snr_r"]) == (None, None, 99.0)
+    assert row["rv_kms"] == pytest.approx(C_KMS * 1e-4)
+    assert warnings == ["sentinel or non-finite value(s) stored as NULL: header key SNRI = -9999, "
+                        "header key SNRZ = 9999"]
+
+
+def test_header_rv_sentinel_falls_back_to_c_times_z_and_99_kms_is_a_velocity():
+    warnings: list[str] = []
+    row = header_row(_header(RV=-9999.0), b"", warnings)
+    assert (row["rv_kms"], row["rv_source"]) == (pytest.approx(C_KMS * 1e-4), "c*z")
+    assert warnings == ["sentinel or non-finite value(s) stored as NULL: header key RV = -9999"]
+    assert header_row(_header(RV=99.0), b"", [])["rv_kms"] == 99.0
+
+
+def test_required_position_sentinel_rejects_the_file(inbox, warehouse):
+    dr8(inbox, 30, header={"RA": -9999.0})
+    dr8(inbox, 31)
+    report = ingest(inbox, warehouse)
+    assert (report.rows_loaded, report.rejected) == (1, 1)
+    assert query(warehouse, "select reason from meta.ingest_errors") == [
+        ("header key RA = -9999 is a no-value sentinel (required key)",)]
+
+
+def test_rv_failure_sentinel_lands_as_null_with_a_warning_row(inbox, warehouse):
+    dr8(inbox, 32, header={"Z": -9999, "Z_ERR": -9999})
+    report = ingest(inbox, warehouse)
+    assert (report.rows_loaded, report.rejected) == (1, 0)
+    assert query(warehouse, "select z, z_err, rv_kms, rv_source from landing.lamost_headers") == [
+        (None, None, None, None)]
+    assert query(warehouse, "select severity, reason from meta.ingest_errors") == [
+        ("warning", "sentinel or non-finite value(s) stored as NULL: header key Z = -9999, "
+                    "header key Z_ERR = -9999 (no radial velocity)")]
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("name", [
+    "dr8_repeat_observations/20220313_CCF_test_grouped_fits/spec-57330-EG220307N031056M01_sp07-153.fits.gz",
+    "dr9_dr13_table_format/spec-60591-LN042429N340750BM01_sp01-004.fits.gz",
+    "dr1_pilot_b6212/spec-55862-B6212_sp06-005.fits",
+])
+def test_real_file_with_z_set_to_the_sentinel_lands_without_a_velocity(real_data, tmp_path, name):
+    src = real_data / "lamost" / name
+    if not src.exists():
+        pytest.skip(f"{src} absent")
+    dst = tmp_path / src.name
+    with fits.open(src) as h:
+        assert h[0].header["Z"] != -9999
+        h[0].header["Z"] = -9999
+        h.writeto(dst, output_verify="ignore")   # as LAMOST wrote it; .gz names compressed
+    wh = tmp_path / "w.duckdb"
+    report = ingest([dst], wh)
+    assert (report.rows_loaded, report.rejected) == (1, 0)
+    assert query(wh, "select z, rv_kms, rv_source from landing.lamost_headers") == [(None, None, None)]
+    reasons = [r for (r,) in query(wh, "select reason from meta.ingest_errors "
+                                       "where severity = 'warning' and reason like 'sentinel%'")]
+    assert reasons == ["sentinel or non-finite value(s) stored as NULL: header key Z = -9999 "
+                       "(no radial velocity)"]
+
+
+def test_parquet_row_with_the_rv_sentinel_gets_null_and_a_warning(inbox, warehouse):
+    spectra_table_file(inbox / "t.parquet", n=3, z=[-9999.0, 1e-4, float("nan")],
+                       rv_kms=[-9999.0, -9999.0, None])
+    report = ingest(inbox, warehouse)
+    assert (report.rows_loaded, report.rejected) == (3, 0)
+    assert query(warehouse, "select obsid, z, rv_kms, rv_source from landing.lamost_headers "
+                            "order by obsid") == [
+        (500, None, None, None), (501, 1e-4, pytest.approx(C_KMS * 1e-4), "c*z"),
+        (502, None, None, None)]
+    assert query(warehouse, "select row, severity, reason from meta.ingest_errors order by row") == [
+        (0, "warning", "sentinel or non-finite value(s) stored as NULL: column z = -9999, "
+                       "column rv_kms = -9999 (no radial velocity)"),
+        (1, "warning", "sentinel or non-finite value(s) stored as NULL: column rv_kms = -9999"),
+        (2, "warning", "sentinel or non-finite value(s) stored as NULL: column z = nan "
+                       "(no radial velocity)")]
+
+
+def test_reversed_wavelength_row_is_rejected_as_decreasing(inbox, warehouse):
+    wave = 10 ** (LOGLAM0 + DLOGLAM * np.arange(N_PIXELS))
+    dr8(inbox, 33, wave=wave[::-1])
+    report = ingest(inbox, warehouse)
+    assert report.rejected == 1
+    (reason,) = query(warehouse, "select reason from meta.ingest_errors")[0]
+    assert reason.startswith("wavelength grid is decreasing (9099.") and "reversed" in reason
+
+
+def test_wavelength_row_that_turns_back_names_the_pixel(inbox, warehouse):
+    wave = 10 ** (LOGLAM0 + DLOGLAM * np.arange(N_PIXELS))
+    wave[[100, 101]] = wave[[101, 100]]
+    dr8(inbox, 34, wave=wave)
+    ingest(inbox, warehouse)
+    (reason,) = query(warehouse, "select reason from meta.ingest_errors")[0]
+    assert reason.startswith("wavelength grid is not increasing at pixel 101 ")
+
+
+def test_file_without_obsid_is_keyed_by_its_header_key_whatever_its_name(inbox, tmp_path):
+    path = dr8(inbox, 35, header={"OBSID": None})
+    renamed = tmp_path / "other" / "renamed.fits.gz"
+    renamed.parent.mkdir()
+    renamed.write_bytes(gzip.compress(path.read_bytes()))
+    key = "LAMOST J000035.00+000000.0|58000|SYNTH01|4|36"
+    for src, wh in ((inbox, tmp_path / "a.duckdb"), (renamed, tmp_path / "b.duckdb")):
+        ingest(src, wh)
+        assert query(wh, "select obsid from landing.lamost_headers") == [(stable_obsid(key),)]
+        assert query(wh, "select severity, reason from meta.ingest_errors") == [
+            ("warning", f"no OBSID: keyed by derived obsid {stable_obsid(key)} = hash of "
+                        f"designation|lmjd|planid|spid|fiberid {key!r}")]
+
+
+def test_file_without_obsid_or_fiber_is_keyed_by_its_content_so_a_copy_is_a_duplicate(
+        inbox, warehouse, tmp_path):
+    path = dr8(inbox, 36, header={"OBSID": None, "FIBERID": None})
+    (inbox / "copy.fits.gz").write_bytes(gzip.compress(path.read_bytes()))  # other bytes on disk
+    report = ingest(inbox, warehouse)
+    assert (report.rows_loaded, report.rejected) == (1, 1)
+    obsid = stable_obsid(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert query(warehouse, "select obsid from landing.lamost_headers") == [(obsid,)]
+    reasons = [r for (r,) in query(warehouse, "select reason from meta.ingest_errors "
+                                              "where severity = 'error'")]
+    assert reasons == [f"duplicate obsid {obsid}: already landed (first kept)"]
+    fresh = tmp_path / "fresh.duckdb"
+    ingest([inbox / "copy.fits.gz"], fresh)         # a re-ingest elsewhere finds the same id
+    assert query(fresh, "select obsid from landing.lamost_headers") == [(obsid,)]
+
+
+def test_short_image_is_refused_with_the_reason_and_real_lengths_land(inbox, warehouse):
+    dr8(inbox, 37, n_pixels=100)
+    dr8(inbox, 38, n_pixels=DEFAULT.ingest.min_pixels)
+    report = ingest(inbox, warehouse)
+    assert (report.rows_loaded, report.rejected) == (1, 1)
+    assert query(warehouse, "select reason from meta.ingest_errors") == [
+        (f"100 pixels, far fewer than a LAMOST LRS spectrum (~3750-3910): refused below "
+         f"ingest.min_pixels = {DEFAULT.ingest.min_pixels}",)]
+
+
+def test_short_parquet_row_is_refused_like_a_short_file(inbox, warehouse):
+    spectra_table_file(inbox / "short.parquet", n=2, n_pix=100)
+    report = ingest(inbox, warehouse)
+    assert (report.rows_loaded, report.rejected) == (0, 2)
+    assert query(warehouse, "select count(*) from meta.ingest_errors "
+                            "where reason like '100 pixels, far fewer%'") == [(2,)]
+
+
 # --- streaming, parts, crash safety -----------------------------------------------------------
 
 
@@ -366,7 +533,7 @@ def test_spilled_chunk_reads_back_the_same_arrays_and_keeps_rejections(tmp_path)
         dr8(tmp_path, obsid)
     truncate(tmp_path / "spec-2.fits", tmp_path / "spec-cut.fits")
     files = sorted(tmp_path.glob("*.fits"))
-    init_worker(set(), DEFAULT.ingest.loglinear_rtol)
+    init_worker(set(), DEFAULT.ingest.loglinear_rtol, DEFAULT.ingest.min_pixels)
     plain, none = read_many(files)
     spilled, spill = read_many(files, tmp_path)
     assert none is None and spill is not None and Path(spill[0]).exists()
@@ -428,12 +595,14 @@ def test_parts_written_before_a_crash_are_never_read_and_the_next_writer_removes
 # --- Parquet spectra tables -------------------------------------------------------------------
 
 
-def spectra_table_file(path: Path, n: int = 3, bad_row: int | None = None) -> Path:
+def spectra_table_file(path: Path, n: int = 3, bad_row: int | None = None,
+                       n_pix: int = N_PIXELS, **columns) -> Path:
+    """``n`` rows of ``n_pix`` pixels; ``bad_row`` has ivar = 0; ``columns`` replace columns."""
     rng = np.random.default_rng(0)
-    flux = [rng.normal(10, 1, 100).astype(np.float32) for _ in range(n)]
-    ivar = [np.full(100, 4.0, np.float32) for _ in range(n)]
+    flux = [rng.normal(10, 1, n_pix).astype(np.float32) for _ in range(n)]
+    ivar = [np.full(n_pix, 4.0, np.float32) for _ in range(n)]
     if bad_row is not None:
-        ivar[bad_row] = np.zeros(100, np.float32)
+        ivar[bad_row] = np.zeros(n_pix, np.float32)
     table = pa.table({
         "obsid": pa.array(range(500, 500 + n), pa.int64()),
         "designation": [f"J{i}" for i in range(n)], "ra_deg": [1.0] * n, "dec_deg": [2.0] * n,
@@ -442,8 +611,12 @@ def spectra_table_file(path: Path, n: int = 3, bad_row: int | None = None) -> Pa
         "loglam0": [3.5682] * n, "dloglam": [1e-4] * n,
         "flux": pa.array([list(f) for f in flux], pa.list_(pa.float32())),
         "ivar": pa.array([list(v) for v in ivar], pa.list_(pa.float32())),
-        "pixmask": pa.array([[0] * 100] * n, pa.list_(pa.int32())),
+        "pixmask": pa.array([[0] * n_pix] * n, pa.list_(pa.int32())),
     })
+    for name, values in columns.items():
+        i = table.schema.get_field_index(name)
+        table = (table.append_column(name, pa.array(values)) if i < 0
+                 else table.set_column(i, name, pa.array(values, table.schema.field(name).type)))
     pq.write_table(table, path)
     return path
 
@@ -456,7 +629,7 @@ def test_parquet_spectra_table_lands_rows_and_rejects_bad_rows(inbox, warehouse)
         (1, "all pixels have ivar <= 0 (no usable data)")]
     rows = query(warehouse, "select obsid, is_star, n_pixels, data_v, layout, rv_source "
                             "from landing.lamost_headers order by obsid")
-    assert rows[0] == (500, True, 100, "synthetic DR11", "synthetic", "c*z")
+    assert rows[0] == (500, True, N_PIXELS, "synthetic DR11", "synthetic", "c*z")
     assert rows[-1][1] is False                       # GALAXY kept, flagged
     src = pq.read_table(path)
     back = query(warehouse, "select flux from landing.lamost_spectra where obsid = 502")[0][0]

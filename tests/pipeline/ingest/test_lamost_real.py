@@ -14,6 +14,7 @@ from astropy.io import fits
 
 from mgold.pipeline.config import DEFAULT
 from mgold.pipeline.ingest.lamost import expand_paths, ingest_lamost
+from mgold.pipeline.ingest.lamost_fits import stable_obsid
 from mgold.pipeline.warehouse import connect, open_warehouse
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
@@ -76,6 +77,44 @@ def test_headers_match_astropy_for_every_file(landed):
         assert wmin == pytest.approx(wave[0], rel=1e-6) and wmax == pytest.approx(wave[-1],
                                                                                 rel=1e-6), f.name
         assert 3650 < wmin < 3900 and 8700 < wmax < 9120, f.name  # LRS: ~3700-9100 AA
+
+
+def test_real_sentinels_land_as_null_never_as_values(landed):
+    """Z = -9999 (failed RV fit) and SNR* = -9999 in real files: NULL plus a warning row."""
+    wh, _, files = landed
+    got = {Path(r[0]).name: r[1:] for r in rows(
+        wh, "select file, z, rv_kms, rv_source, snr_i from landing.lamost_headers")}
+    warned = {Path(f).name for (f,) in rows(
+        wh, "select file from meta.ingest_errors where severity = 'warning' "
+            "and reason like 'sentinel or non-finite value(s) stored as NULL:%'")}
+    n_z = n_snr = 0
+    for f in files:
+        if is_mrs(f):
+            continue
+        hdr = fits.getheader(f)
+        z, rv, rv_source, snr_i = got[f.name]
+        if hdr.get("Z") == -9999:
+            n_z += 1
+            assert (z, rv, rv_source) == (None, None, None) and f.name in warned, f.name
+        elif hdr["CLASS"].strip() == "STAR":
+            assert rv is not None and abs(rv) < 1e3, f.name     # km/s: a star's velocity
+        if hdr.get("SNRI") == -9999:
+            n_snr += 1
+            assert snr_i is None and f.name in warned, f.name
+    assert (n_z, n_snr) == (2, 1) and len(warned) == 3
+
+
+def test_real_files_without_obsid_say_which_id_was_derived(landed):
+    wh, _, _ = landed
+    derived = rows(wh, "select h.obsid, h.designation, h.lmjd, h.planid, h.spid, h.fiberid, e.reason "
+                       "from landing.lamost_headers h left join meta.ingest_errors e "
+                       "on e.file = h.file and e.reason like 'no OBSID%' where h.obsid < 0")
+    assert len(derived) == 61
+    for obsid, *key, reason in derived:
+        text = "|".join(map(str, key))
+        assert obsid == stable_obsid(text)
+        assert reason == (f"no OBSID: keyed by derived obsid {obsid} = hash of "
+                          f"designation|lmjd|planid|spid|fiberid {text!r}")
 
 
 def test_pilot_wavelengths_come_from_coeff0_coeff1(landed, real_data):

@@ -153,6 +153,51 @@ def test_both_formats_give_identical_landing_tables(tmp_path):
     assert got[0][1] == got[1][1]
 
 
+def test_failed_rv_visits_carry_the_sentinel_in_both_formats_and_truth_keeps_the_rv(tmp_path):
+    cfg = config_for("tiny", seed=3, sets=["synth.n_stars=8", "synth.rv_failure_rate=0.5"])
+    for fmt in ("parquet", "fits"):
+        make(cfg, tmp_path / fmt, fmt=fmt)
+    con = duckdb.connect()
+    rows = con.execute(f"select obsid, z, z_err, rv_kms from '{tmp_path}/parquet/lamost/*.parquet'").fetchall()
+    failed = {o for o, z, *_ in rows if z == -9999}
+    assert failed and len(failed) < len(rows)
+    assert all((z_err, rv) == (-9999, -9999) for o, z, z_err, rv in rows if o in failed)
+    fits_failed = set()
+    for path in (tmp_path / "fits" / "lamost").rglob("*.fits"):
+        hdr = fits.getheader(path)
+        if hdr["Z"] == -9999:
+            assert hdr["Z_ERR"] == -9999
+            fits_failed.add(hdr["OBSID"])
+    assert fits_failed == failed
+    truth = dict(((o, (t, r)) for o, t, r in con.execute(
+        f"select obsid, rv_true_kms, rv_reported_kms from '{tmp_path}/parquet/truth/spectra.parquet'").fetchall()))
+    assert all(abs(truth[o][0]) < 1000 and truth[o][1] == -9999 for o in failed)
+    catalog = dict(con.execute(
+        f"select obsid, rv from read_csv('{tmp_path}/parquet/catalogs/lamost_dr11_lrs_mstars.csv')").fetchall())
+    assert {o for o, rv in catalog.items() if rv == -9999} == failed
+
+
+def test_ingest_of_a_universe_with_rv_failures_nulls_them_with_warnings(tmp_path):
+    from mgold.pipeline.config import DEFAULT
+    from mgold.pipeline.ingest.lamost import ingest_lamost
+    from mgold.pipeline.warehouse import connect, open_warehouse
+
+    make(config_for("tiny", seed=3, sets=["synth.n_stars=30", "synth.rv_failure_rate=0.2"]), tmp_path / "u")
+    w = tmp_path / "w.duckdb"
+    with open_warehouse(w, command="test") as con:
+        report = ingest_lamost(con, [tmp_path / "u" / "lamost"], DEFAULT, workers=1)
+    assert report.rejected == 0
+    con = connect(w, read_only=True)
+    n_null, n_warn = con.execute("""
+        select (select count(*) from landing.lamost_headers where rv_kms is null and z is null),
+               (select count(*) from meta.ingest_errors where severity = 'warning'
+                and reason like '%column z = -9999, column z_err = -9999, column rv_kms = -9999%')""").fetchone()
+    con.close()
+    truth = duckdb.connect().execute(
+        f"select count(*) from '{tmp_path}/u/truth/spectra.parquet' where rv_reported_kms = -9999").fetchone()[0]
+    assert n_null == n_warn == truth > 0
+
+
 def test_presets_scale_up_and_unknown_preset_is_refused():
     sizes = [config_for(p).synth.n_stars for p in ("tiny", "demo", "paper")]
     assert sizes == sorted(sizes) and config_for("dr11").synth.n_dr11_spectra > 100_000

@@ -145,3 +145,26 @@ def test_defect_rates_above_one_are_refused():
     cfg = config_for("tiny", sets=["synth.defect_wrong_rv_rate=0.9", "synth.defect_cosmic_ray_rate=0.5"]).synth
     with pytest.raises(ValueError, match="defect rates"):
         ob.make_visits(cfg, make_stars(cfg))
+
+
+def test_rv_failures_follow_the_configured_rate_and_truth_keeps_the_true_rv():
+    cfg = config_for("tiny", seed=4).synth
+    v = ob.make_visits(cfg, make_stars(cfg))
+    failed, n, p = v["rv_failed"], v["obsid"].size, cfg.rv_failure_rate
+    assert abs(failed.sum() - n * p) < 4 * np.sqrt(n * p * (1 - p))      # binomial, 4 sigma
+    assert np.all(v["rv_kms"][failed] == ob.RV_FAILED) and np.all(v["rv_err_kms"][failed] == ob.RV_FAILED)
+    assert not np.any(v["rv_kms"][~failed] == ob.RV_FAILED)
+    assert np.all(np.abs(v["rv_true_kms"][failed]) < 1000)                # a star's velocity
+
+
+def test_rv_failure_rate_moves_no_other_draw_of_the_universe():
+    none = config_for("tiny", seed=4, sets=["synth.n_stars=400", "synth.rv_failure_rate=0"]).synth
+    some = config_for("tiny", seed=4, sets=["synth.n_stars=400", "synth.rv_failure_rate=0.3"]).synth
+    a, b = (ob.make_visits(c, make_stars(c)) for c in (none, some))
+    assert not a["rv_failed"].any() and b["rv_failed"].any()
+    ok = ~b["rv_failed"]
+    for key in a:
+        if key in ("rv_kms", "rv_err_kms", "rv_failed"):
+            assert np.array_equal(a[key][ok], b[key][ok]), key
+        else:
+            assert np.array_equal(a[key], b[key]), key
