@@ -78,8 +78,18 @@ class ModelSeds:
     """Nearest model-SED node per star, resampled onto one grid (cached per node)."""
 
     def __init__(self, con, out_grid: tuple[float, float, int]):
-        nodes = con.sql("select family, teff_k, logg_dex, mh_dex, loglam0, dloglam, flux "
-                            "from landing.model_sed_grid order by family, teff_k, logg_dex, mh_dex").to_arrow_table()
+        self._load(con.sql("select family, teff_k, logg_dex, mh_dex, loglam0, dloglam, flux "
+                           "from landing.model_sed_grid order by family, teff_k, logg_dex, mh_dex").to_arrow_table(),
+                   out_grid)
+
+    @classmethod
+    def from_nodes(cls, nodes: pa.Table, out_grid: tuple[float, float, int]) -> "ModelSeds":
+        """From rows with ``landing.model_sed_grid``'s columns, in their order (no connection)."""
+        self = cls.__new__(cls)
+        self._load(nodes, out_grid)
+        return self
+
+    def _load(self, nodes: pa.Table, out_grid: tuple[float, float, int]) -> None:
         if nodes.num_rows == 0:
             raise ValueError("landing.model_sed_grid is empty: no reference SEDs for recalibration (§2.3.2)")
         self.family = np.asarray(nodes["family"].to_pylist())
