@@ -139,6 +139,16 @@ class SpectraConfig:
 
 
 @dataclass(frozen=True)
+class LibraryConfig:
+    # reference libraries for LASPM (`mgold ingest library`), brought onto the red grid
+    resolving_power: float = 1800.0  # LAMOST LRS R: libraries are degraded to FWHM lambda / R (Gaussian LSF)
+    edge_lsf_sigmas: float = 3.0     # pixels closer than this many LSF sigmas to a library's wavelength end are masked
+
+    # libraries without errors (MILES, model grids): photon-noise ivar, S/N = this at the median flux
+    assumed_snr: float = 100.0
+
+
+@dataclass(frozen=True)
 class CleanConfig:
     # paper §2.4
     bin_teff_k: float = 50.0
@@ -320,6 +330,7 @@ class Config:
     labels: LabelsConfig = LabelsConfig()
     spectra: SpectraConfig = SpectraConfig()
     clean: CleanConfig = CleanConfig()
+    library: LibraryConfig = LibraryConfig()
     synth: SynthConfig = SynthConfig()
 
     def flat(self) -> dict[str, Any]:

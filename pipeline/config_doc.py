@@ -56,6 +56,9 @@ def _rows(obj, prefix: str) -> list[tuple[str, object, str]]:
 
 
 def _fmt(value) -> str:
+    if isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+        # a registry: one record per line
+        return "<br>".join("`" + json.dumps(dataclasses.asdict(v)) + "`" for v in value)
     if isinstance(value, tuple):
         value = list(value)
     return "`" + json.dumps(value) + "`"

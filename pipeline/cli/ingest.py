@@ -1,4 +1,4 @@
-"""`mgold ingest`: LAMOST spectra files and external catalogues into a warehouse."""
+"""`mgold ingest`: LAMOST spectra files, external catalogues and reference libraries into a warehouse."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ..errors import EXIT_REJECTED, UsageError
 from ..ingest.catalog_maps import KINDS
 from ._common import DEFAULT_WAREHOUSE, Sets, Wait, Warehouse, config, writing
 
-app = typer.Typer(help="Load LAMOST spectra and catalogues. Exit status 3 when anything was "
+app = typer.Typer(help="Load LAMOST spectra, catalogues and reference libraries. Exit status 3 when anything was "
                        "rejected (see meta.ingest_errors); the good data still lands.",
                   no_args_is_help=True)
 
@@ -79,4 +79,32 @@ def catalog(
     _require_paths(paths)
     with writing(warehouse, wait) as con:
         report = ingest_catalog(con, kind, paths, cfg)
+    _finish(report)
+
+
+@app.command()
+def library(
+    kind: Annotated[str, typer.Argument(help="Library kind; one of: miles.")],
+    paths: Annotated[list[Path], typer.Argument(help="Library folders (searched recursively) or "
+                                                     "files: MILES *.fits spectra and MILES_params.db.")],
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+    set_: Sets = None,
+    wait: Wait = False,
+) -> None:
+    """Ingest a reference spectral library for LASPM into landing.library_spectra: vacuum
+    wavelengths, degraded to R = library.resolving_power, resampled onto the red grid
+    (spectra.red_wave_*), pixels outside the library's coverage masked, ivar from
+    library.assumed_snr. Re-ingesting a library replaces its rows; stars with missing labels
+    land with NULL labels and a warning.
+
+    Example: mgold ingest library miles ../shared/data/real/libraries/miles_k_m_stars -w w.duckdb
+    """
+    from ..ingest.library import LIBRARIES, ingest_library
+
+    if kind not in LIBRARIES:
+        raise UsageError(f"unknown library kind {kind!r}; choose one of {', '.join(LIBRARIES)}")
+    cfg = config(set_)
+    _require_paths(paths)
+    with writing(warehouse, wait) as con:
+        report = ingest_library(con, kind, paths, cfg)
     _finish(report)

@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
 
+from mgold.pipeline.ingest.library import (MILES_DIR, MILES_FILE_GLOB, MILES_FWHM_AA, MILES_LABEL_FILE,
+                                           air_to_vac_aa, degrade_sigma_aa, gaussian_smoothing_matrix,
+                                           miles_star_id, read_miles_labels, read_miles_spectrum)
 from mgold.pipeline.synth import spectra_model as sm
 
-MILES_DIR = Path("libraries/miles_k_m_stars")
 PICKLES_DIR = Path("libraries/pickles1998_k_m")
-MILES_FWHM_AA = 2.5
 MILES_MAX_TEFF_K = 5300.0
 PICKLES_R = 500.0
 PICKLES_ALPHA_FACTOR = 5.0            # 20 Pickles stars vs ~470 MILES: shrink harder
@@ -71,74 +71,27 @@ class TrainingSet:
 
 
 # ---------------------------------------------------------------------------------------------
-# resolution matching
-# ---------------------------------------------------------------------------------------------
-def gaussian_smoothing_matrix(wave_aa: np.ndarray, sigma_aa: np.ndarray) -> sparse.csr_matrix:
-    """Sparse (n, n) row-normalised Gaussian kernel with a per-pixel sigma (0 -> identity)."""
-    n = wave_aa.size
-    step = np.gradient(wave_aa)
-    half = int(np.ceil(4.0 * np.max(sigma_aa / step))) + 1
-    rows, cols, vals = [], [], []
-    for k in range(-half, half + 1):
-        i = np.arange(max(0, -k), min(n, n - k))
-        j = i + k
-        sig = np.maximum(sigma_aa[i], 1e-6)
-        v = np.exp(-0.5 * ((wave_aa[j] - wave_aa[i]) / sig) ** 2)
-        v[(sigma_aa[i] <= 0) & (k != 0)] = 0.0
-        rows.append(i), cols.append(j), vals.append(v)
-    mat = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                            shape=(n, n))
-    norm = np.asarray(mat.sum(axis=1)).ravel()
-    return sparse.diags(1.0 / norm) @ mat
-
-
-def degrade_sigma_aa(wave_aa, fwhm_in_aa, resolving_power=sm.RESOLVING_POWER) -> np.ndarray:
-    """Gaussian sigma taking FWHM ``fwhm_in_aa`` to lambda / R (0 where the input is coarser)."""
-    fwhm_out = np.asarray(wave_aa) / resolving_power
-    return np.sqrt(np.clip(fwhm_out ** 2 - np.asarray(fwhm_in_aa) ** 2, 0.0, None)) / 2.3548
-
-
-# ---------------------------------------------------------------------------------------------
 # loaders
 # ---------------------------------------------------------------------------------------------
-def read_miles_labels(real_dir: Path) -> dict[str, tuple[float, float, float]]:
-    """MILES id ('m0010') -> (Teff, log g, [Fe/H]); 9999/99999 (missing) rows dropped."""
-    path = Path(real_dir) / MILES_DIR / "MILES_params.db"
-    out = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        parts = line.split()
-        try:
-            sid, teff, logg, feh = int(parts[0]), float(parts[1]), float(parts[2]), float(parts[3])
-        except (IndexError, ValueError):
-            # the public file has one such row ('022.'): no spectrum can be matched to it
-            print(f"{path}:{lineno}: skipped unparseable MILES label row {line.strip()!r}",
-                  file=sys.stderr)
-            continue
-        if teff < 9000 and abs(logg) < 99 and abs(feh) < 99:
-            out[f"m{sid:04d}"] = (teff, logg, feh)
-    return out
-
-
 def load_miles(real_dir: Path, max_teff_k: float = MILES_MAX_TEFF_K) -> TrainingSet:
     """MILES stars with labels and Teff <= ``max_teff_k`` on the model grid at R = 1800."""
-    from astropy.io import fits
-
-    labels = read_miles_labels(real_dir)
-    files = sorted((Path(real_dir) / MILES_DIR).glob("MILES_res2.50_star_m*V.fits"))
+    label_path = Path(real_dir) / MILES_DIR / MILES_LABEL_FILE
+    labels, problems = read_miles_labels(label_path)
+    for lineno, why in problems:
+        print(f"{label_path}:{lineno}: skipped {why}", file=sys.stderr)
+    labels = {k: v for k, v in labels.items() if all(np.isfinite(v))}
+    files = sorted((Path(real_dir) / MILES_DIR).glob(MILES_FILE_GLOB))
     wave_model = sm.model_wave_aa()
     kernel, wave_vac, names, lab, rows = None, None, [], [], []
     for path in files:
-        sid = path.name.split("_")[-1][:5]
+        sid = miles_star_id(path)
         if sid not in labels or labels[sid][0] > max_teff_k:
             continue
-        with fits.open(path) as hdul:
-            hdr, flux = hdul[0].header, np.asarray(hdul[0].data, dtype=np.float64)
-        wave_air = hdr["CRVAL1"] + hdr["CDELT1"] * (np.arange(flux.size) + 1 - hdr.get("CRPIX1", 1))
+        wave_air, flux, _ = read_miles_spectrum(path)
         if kernel is None or kernel.shape[0] != flux.size:
-            kernel = gaussian_smoothing_matrix(wave_air, degrade_sigma_aa(wave_air, MILES_FWHM_AA))
-            wave_vac = sm.air_to_vac_aa(wave_air)
+            kernel = gaussian_smoothing_matrix(wave_air, degrade_sigma_aa(wave_air, MILES_FWHM_AA,
+                                                                          sm.RESOLVING_POWER))
+            wave_vac = air_to_vac_aa(wave_air)
         good = np.isfinite(flux) & (flux > 0)
         if good.mean() < 0.9:
             continue
@@ -166,7 +119,7 @@ def load_pickles(real_dir: Path) -> TrainingSet:
         wave_air, flux = data[:, 0], data[:, 1]
         keep = flux > 0
         # Pickles wavelengths are air (ground-based spectrophotometry)
-        f = np.interp(wave_model, sm.air_to_vac_aa(wave_air[keep]), flux[keep])
+        f = np.interp(wave_model, air_to_vac_aa(wave_air[keep]), flux[keep])
         names.append(name), lab.append(labels), rows.append(np.log(f))
     ln_flux = np.array(rows, dtype=np.float32)
     weight = np.ones_like(ln_flux)

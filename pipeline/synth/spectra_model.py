@@ -49,15 +49,6 @@ def model_wave_aa() -> np.ndarray:
     return 10.0 ** (MODEL_LOGLAM0 + DLOGLAM * np.arange(MODEL_N_PIX))
 
 
-def air_to_vac_aa(wave_air_aa: np.ndarray) -> np.ndarray:
-    """Air -> vacuum wavelengths (Å), Morton (2000) / Ciddor refractive index as used by SDSS."""
-    wave_air_aa = np.asarray(wave_air_aa, dtype=np.float64)
-    s2 = (1e4 / wave_air_aa) ** 2
-    n = 1.0 + 8.336624212083e-5 + 2.408926869968e-2 / (1.301065924522e2 - s2) \
-        + 1.599740894897e-4 / (3.892568793293e1 - s2)
-    return wave_air_aa * n
-
-
 def scaled_labels(teff_k, logg_dex, mh_dex) -> np.ndarray:
     """(n, 3) labels scaled to order unity: t=(Teff-3800)/600, g=(log g-3)/2, m=[M/H]/0.5."""
     teff_k, logg_dex, mh_dex = np.broadcast_arrays(np.atleast_1d(np.asarray(teff_k, float)),
