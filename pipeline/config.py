@@ -355,6 +355,9 @@ class Config:
         cfg = self
         for key, value in overrides.items():
             cfg = _replace_path(cfg, key.split("."), value, key)
+        bad = problems(cfg)
+        if bad:
+            raise ValueError(bad[0])
         return cfg
 
 
@@ -441,6 +444,78 @@ def _coerce(current: Any, value: Any, key: str) -> Any:
         return type(current)(value)
     except (TypeError, ValueError):
         raise ValueError(f"config key {key!r} expects {type(current).__name__}, got {value!r}") from None
+
+
+# --------------------------------------------------------------------------- validation
+
+# keys that must be >= 1 (counts, sizes) and > 0 (widths, steps, radii); fractions and min <= max
+# pairs are found by name (``_rate``, ``_fraction``, ``_frac``, ``coverage``; ``*_min*`` / ``*_max*``)
+AT_LEAST_ONE = (
+    "ingest.workers", "ingest.spectra_per_row_group", "ingest.spectra_per_file", "ingest.catalog_batch_rows",
+    "spectra.batch_spectra", "clean.top_n_per_bin", "clean.cap_per_bin", "clean.minpts_min",
+    "clean.minpts_stars_per_point", "select.cmd_min_stars_per_step", "labels.offset_min_stars",
+    "synth.n_stars", "synth.max_visits", "synth.spectra_per_file", "spectra.sedcal_iterations")
+POSITIVE = (
+    "xmatch.radius_arcsec", "xmatch.catalog_radius_arcsec", "xmatch.zone_height_deg", "select.cmd_color_step_mag",
+    "select.cmd_clip_nsigma", "select.dwarf_dist_max_kpc", "select.giant_dist_max_kpc", "labels.offset_clip_nsigma",
+    "spectra.dloglam", "clean.bin_teff_k", "clean.bin_logg_dex", "clean.bin_mh_dex", "clean.dbscan_eps",
+    "clean.figure_eps_alt", "labels.dwarf_max_dteff_k", "labels.dwarf_max_dlogg_dex", "labels.dwarf_max_dmh_dex",
+    "labels.giant_max_dteff_k", "labels.giant_max_dlogg_dex", "labels.giant_max_dmh_dex", "ingest.loglinear_rtol")
+NON_NEGATIVE = ("spectra.sedcal_poly_order", "clean.bin_recal_order", "labels.offset_clip_iterations",
+                "clean.dist_ref_pix", "clean.dist_weight_floor", "clean.sky_halfwidth_aa",
+                "clean.bin_recal_clip_nsigma", "spectra.sedcal_clip_nsigma", "ingest.min_pixels")
+FIT_ORDERS = ("select.dwarf_fit_order", "select.giant_fit_order")   # sel_cmd_fit solves up to a cubic
+CLASSES = ("dwarf", "giant")
+
+
+def problems(cfg: "Config") -> list[str]:
+    """Every value out of its range, as one line naming the key and why (empty: valid)."""
+    flat = cfg.flat()
+    out = []
+
+    def bad(key: str, why: str) -> None:
+        out.append(f"config key {key!r} {why}, got {flat[key]!r}")
+
+    for k in AT_LEAST_ONE:
+        if k in flat and flat[k] < 1:
+            bad(k, "must be at least 1")
+    for k in POSITIVE:
+        if k in flat and not flat[k] > 0:
+            bad(k, "must be > 0")
+    for k in NON_NEGATIVE:
+        if k in flat and flat[k] < 0:
+            bad(k, "must be >= 0")
+    for k in FIT_ORDERS:
+        if k in flat and flat[k] not in (1, 2, 3):
+            bad(k, "must be 1, 2 or 3 (sel_cmd_fit fits up to a cubic)")
+    for k, v in flat.items():
+        name = k.rsplit(".", 1)[-1]
+        if isinstance(v, float | int) and not isinstance(v, bool) and \
+                name.endswith(("_rate", "_fraction", "_frac", "coverage", "completeness")) and not 0 <= v <= 1:
+            bad(k, "is a fraction and must lie in [0, 1]")
+        for lo_tag, hi_tag in (("_min_", "_max_"), ("_min", "_max"), ("min_", "max_")):
+            if lo_tag in name and (name.endswith(lo_tag) or lo_tag.startswith("_") or name.startswith(lo_tag)):
+                hi = k[: len(k) - len(name)] + name.replace(lo_tag, hi_tag, 1)
+                if hi != k and hi in flat and isinstance(v, float | int) and isinstance(flat[hi], float | int) \
+                        and v > flat[hi]:
+                    out.append(f"config key {k!r} ({v!r}) must not exceed {hi!r} ({flat[hi]!r})")
+                break
+    keys = [c.key for c in cfg.labels.catalogs]
+    if len(set(keys)) != len(keys):
+        bad("labels.catalogs", "lists a catalogue twice")
+    by_key = {c.key: c for c in cfg.labels.catalogs}
+    for c in cfg.labels.catalogs:
+        if not set(c.classes) <= set(CLASSES) or c.keyed_by not in ("obsid", "position"):
+            bad("labels.catalogs", f"has entry {c.key!r} with classes {list(c.classes)} / keyed_by {c.keyed_by!r} "
+                                   f"(classes from {list(CLASSES)}, keyed_by obsid or position)")
+    for cls in CLASSES:
+        key = f"labels.{cls}_priority"
+        for name in getattr(cfg.labels, f"{cls}_priority"):
+            if name not in by_key or cls not in by_key[name].classes:
+                bad(key, f"names {name!r}, which labels.catalogs does not list as a {cls} catalogue")
+    if cfg.labels.supplement_catalog not in by_key:
+        bad("labels.supplement_catalog", "must be a key of labels.catalogs")
+    return out
 
 
 DEFAULT = Config()

@@ -9,7 +9,8 @@ with variables as (
 
 final as (
     select
-        _file || ':' || _row as variable_key,
+        -- the file name, not its folder: the key must not depend on where the inputs were written
+        regexp_extract(_file, '[^/]+$') || ':' || _row as variable_key,
         source_id::bigint as source_id,
         ra_deg::double as ra_deg,
         dec_deg::double as dec_deg,
