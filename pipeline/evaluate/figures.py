@@ -363,7 +363,7 @@ def spectra_sequence(con, cfg: Config, out: Path, vary: str) -> Path | None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 4.8))
     values = np.array([meta[label][i] for i in idx])
-    cmap = plt.get_cmap("coolwarm" if vary == "mh_lo_dex" else "jet")
+    cmap = plt.get_cmap("jet")
     span = np.ptp(values) or 1.0
     for i, v in zip(idx, values):
         wave, y = spec[int(meta["obsid"][i])]

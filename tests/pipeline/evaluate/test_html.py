@@ -252,6 +252,7 @@ def test_dwarf_giant_pairs_share_teff_and_metallicity_bins():
 EXAMPLE = Path(__file__).resolve().parents[3] / "warehouse.duckdb.example"
 
 
+@pytest.mark.slow
 def test_the_committed_example_renders_without_a_failed_figure(tmp_path):
     """warehouse.duckdb.example keeps only some spectra: the spectra figures use those it has."""
     if not EXAMPLE.exists():
