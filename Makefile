@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/mgold build --preset demo -w $(DEMO)/warehouse.duckdb
 
 test: $(STAMP)
+	bash .ci/setup-chromium    # headless Chromium for the report test (never fails; skips when present)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

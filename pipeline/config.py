@@ -207,6 +207,19 @@ class CleanConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """What `mgold report html` draws; no model reads these (paper Figs 10-13)."""
+
+    isochrone_age_gyr: float = 3.0   # paper Fig. 10: PARSEC isochrones at 3 Gyr (nearest ingested age used)
+    isochrone_mh_dex: tuple[float, ...] = (-0.6, -0.2, 0.2)   # paper Fig. 10: red, blue, black (nearest ingested [M/H])
+    isochrone_z_sun: float = 0.0152  # [M/H] = log10(Zini / Z_sun) of PARSEC v1.2S (Bressan et al. 2012)
+    tio_bands_aa: tuple[float, ...] = (7050.0, 8430.0)   # paper Figs 11, 13: Teff-sensitive TiO bands marked
+    gravity_lines_aa: tuple[float, ...] = (7680.0, 8190.0)   # paper Fig. 12: log g-sensitive pairs marked (K I, Na I)
+    spectra_per_sequence: int = 5    # spectra drawn per sequence in Figs 11 and 13 (dwarf/giant pairs in Fig. 12)
+    figure_dpi: int = 100            # PNG resolution of the report figures
+
+
+@dataclass(frozen=True)
 class CatalogSystematics:
     """Injected systematic offsets (catalogue - truth) of one catalogue x class."""
 
@@ -331,6 +344,7 @@ class Config:
     spectra: SpectraConfig = SpectraConfig()
     clean: CleanConfig = CleanConfig()
     library: LibraryConfig = LibraryConfig()
+    report: ReportConfig = ReportConfig()
     synth: SynthConfig = SynthConfig()
 
     def flat(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import duckdb
 import typer
@@ -56,40 +57,15 @@ def _labels(con, warehouse: Path) -> None:
     typer.echo("\n" + _labels_accuracy(evaluate(con)))
 
 
-def _val(param: str, v) -> str:
-    return "" if v is None else (f"{v:+.1f}" if param == "teff_k" else f"{v:+.3f}")
-
-
-def _verdict(meets: bool, se_limited: bool, measured: bool = True) -> str:
-    if not measured:
-        return "not measured"
-    return ("meets" if meets else "MISSES") + (" (se > target)" if se_limited else "")
-
-
 def _labels_accuracy(ev: dict) -> str:
     """The accuracy section of `report labels` (figures from pipeline/evaluate/labels.py)."""
-    ot, bt = ev["offset_target"], ev["bias_target"]
-    lines = [f"accuracy vs synthetic truth ({ev['n_with_truth']:,} of {ev['n_labelled']:,} labelled stars "
-             "in truth.stars)",
-             f"\nrecovered offset - injected, se = sigma/sqrt(n); target |diff| <= {ot['teff_k']:g} K / "
-             f"{ot['logg_dex']:g} / {ot['mh_dex']:g} dex"]
-    rows = [(r["catalog"], r["class"], r["param"], r["n"], _val(r["param"], r["recovered"]),
-             _val(r["param"], r["injected"]), _val(r["param"], r["diff"]), _val(r["param"], r["se"]).lstrip("+"),
-             _verdict(r["meets"], r["se_limited"], r["measured"])) for r in ev["offsets"]]
-    lines.append(_table(("catalog", "class", "param", "n", "recovered", "injected", "diff", "se", "verdict"), rows))
-    lines.append(f"\nlabelled sample - truth: bias +- se (scatter), se including the offsets' shared error; "
-                 f"target |bias| <= {bt['teff_k']:g} K / {bt['logg_dex']:g} / {bt['mh_dex']:g} dex")
-    rows = []
-    for g in ev["bias"]:
-        cells = [f"{_val(p, v['bias'])} +- {_val(p, v['se']).lstrip('+')} ({_val(p, v['scatter']).lstrip('+')})"
-                 for p, v in g["params"].items()]
-        rows.append((g["by"], g["group"], g["n"], *cells, _verdict(g["meets"], g["se_limited"])))
-    lines.append(_table(("by", "group", "n", "teff_k", "logg_dex", "mh_dex", "verdict"), rows))
-    lines.append("")
-    for sample, mism in ev["class_mismatches"].items():
-        lines.append(f"class mismatches, {sample} sample: "
-                     + (", ".join(f"{k} {n}" for k, n in mism.items()) if mism else "none"))
-    return "\n".join(lines)
+    from ..evaluate.html import labels_accuracy_tables
+
+    heading, tables, mismatches = labels_accuracy_tables(ev)
+    lines = [heading]
+    for t in tables:
+        lines += [f"\n{t.title}", _table(t.columns, t.rows)]
+    return "\n".join(lines + [""] + mismatches)
 
 
 @app.command("clean")
@@ -115,3 +91,30 @@ def clean_cmd(warehouse: Warehouse = DEFAULT_WAREHOUSE) -> None:
                  "needs a synthetic build (mgold build --preset ...)")
         text = format_report(evaluate(con))
     typer.echo(text)
+
+
+@app.command("html")
+def html_cmd(warehouse: Warehouse = DEFAULT_WAREHOUSE,
+             out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html and the figure PNGs.")]
+             = Path("report")) -> None:
+    """The paper's figures and headline numbers of this warehouse as one page: OUT/index.html (no
+    JavaScript, readable on a phone) + one PNG per figure. The headline table puts every number the
+    paper quotes beside mgold's and, on a synthetic build, the truth's; a figure or number whose stage
+    has not run says "not built yet". On a synthetic build, also the accuracy against the truth.
+    Exit status 1 (after writing the page) when a figure that has its data failed to draw.
+
+    Example: mgold report html -w demo/warehouse.duckdb --out demo/report
+    """
+    from ..evaluate.html import NOT_BUILT, render
+
+    with reading(warehouse) as con:
+        rep = render(con, out)
+    drawn = sum(s == "drawn" for s in rep.figures.values())
+    numbers = sum(r.mgold != NOT_BUILT for r in rep.headline)
+    typer.echo(f"{drawn} of {len(rep.figures)} figures drawn, {numbers} of {len(rep.headline)} headline numbers "
+               f"measured; accuracy: {', '.join(rep.accuracy) or 'skipped'}")
+    typer.echo(f"wrote {rep.index}")
+    for n, status in rep.failed.items():
+        typer.echo(f"mgold: error: Fig. {n}: {status}", err=True)
+    if rep.failed:
+        raise typer.Exit(1)
