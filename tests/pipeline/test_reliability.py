@@ -16,7 +16,6 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from mgold.pipeline.bench.ingest import write_dr8_fits
