@@ -174,6 +174,37 @@ class CleanConfig:
 
 
 @dataclass(frozen=True)
+class NnConfig:
+    """Neural-net cleaning of the DBSCAN-kept sample (paper §2.5; pipeline/stages/nn.py)."""
+
+    # paper §2.5: sizes of the hidden layers between the 1657-pixel red-grid input and the 3 outputs
+    # (1657 -> 512 -> 64 -> 3; stages/nn.py says how that reads against the paper's "5-layer" wording)
+    hidden_layers: tuple[int, ...] = (512, 64)
+
+    k_folds: int = 5                 # every star's held-out prediction comes from the fold model that left it out
+    max_iterations: int = 5          # paper §2.5: "iterated training 5 times"; stops early once none is removed
+
+    # paper §2.5: a star whose held-out |prediction - label| exceeds any of these is removed
+    max_dteff_k: float = 100.0
+    max_dlogg_dex: float = 0.2
+    max_dmh_dex: float = 0.2
+
+    # optimiser of each fold model (scikit-learn MLPRegressor, adam); early stopping on a validation
+    # share of the fold's training stars replaces the paper's 10,000 fixed fits
+    max_epochs: int = 200            # upper bound on passes over the training stars (sklearn max_iter)
+    batch_size: int = 200            # minibatch size (stars)
+    learning_rate: float = 1e-3      # adam initial step (learning_rate_init)
+    alpha: float = 1e-4              # L2 penalty on the weights
+    tol: float = 1e-4                # improvement of the validation R^2 that counts as progress
+    validation_fraction: float = 0.1  # share of a fold's training stars held back for early stopping
+    n_iter_no_change: int = 10       # epochs without progress before a fit stops
+
+    min_good_pix_frac: float = 0.5   # a spectrum with fewer good red-grid pixels (ivar > 0, finite) never enters
+    # BLAS threads while training: pinned so predictions do not depend on the machine's core count
+    blas_threads: int = 1
+
+
+@dataclass(frozen=True)
 class CatalogSystematics:
     """Injected systematic offsets (catalogue - truth) of one catalogue x class."""
 
@@ -291,6 +322,7 @@ class Config:
     labels: LabelsConfig = LabelsConfig()
     spectra: SpectraConfig = SpectraConfig()
     clean: CleanConfig = CleanConfig()
+    nn: NnConfig = NnConfig()
     synth: SynthConfig = SynthConfig()
 
     def flat(self) -> dict[str, Any]:
