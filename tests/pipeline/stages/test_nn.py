@@ -18,21 +18,23 @@ from mgold.pipeline.stages import nn
 DATA_SRC = """
 import numpy as np
 
-def synth(n, p=100, seed=1, n_out=0):
+def synth(n, p=100, seed=1, n_out=0, label_noise_k=0.0):
     rng = np.random.default_rng(seed)
     Y = np.column_stack([rng.uniform(3200, 3800, n), rng.uniform(4.2, 5.0, n), rng.uniform(-0.5, 0.3, n)])
     s = (Y - [3500, 4.6, -0.1]) / [300, 0.4, 0.4]
     A = rng.normal(size=(6, p)) * 0.05
     X = (1 + np.column_stack([s, 0.3 * s ** 2]) @ A + 0.001 * rng.normal(size=(n, p))).astype(np.float32)
     out = rng.choice(n, n_out, replace=False)
+    Y[:, 0] += label_noise_k * rng.normal(size=n)        # what no net can predict
     Y[out, 0] += rng.choice([-1, 1], n_out) * 400.0     # label outliers: 400 K off
     return X, Y, np.arange(n, dtype=np.int64) + 1000, out
 """
 exec(DATA_SRC)
 
 # small networks keep each test to a few seconds; the paper-size defaults are measured in the report
-SMALL = DEFAULT.with_overrides({"nn.hidden_layers": [32, 16], "nn.k_folds": 3, "nn.max_epochs": 500,
-                                "nn.learning_rate": 3e-3, "nn.n_iter_no_change": 20, "nn.batch_size": 32})
+SMALL = DEFAULT.with_overrides({"nn.hidden_layers": [32, 16], "nn.k_folds": 3, "nn.max_epochs": 200,
+                                "nn.learning_rate": 3e-3, "nn.n_iter_no_change": 10, "nn.batch_size": 32,
+                                "nn.alpha": 1e-4})   # near noise-free spectra: little penalty needed
 TINY = DEFAULT.with_overrides({"nn.hidden_layers": [8], "nn.k_folds": 3, "nn.max_epochs": 15,
                                "nn.n_iter_no_change": 5})
 
@@ -193,7 +195,7 @@ def test_duplicate_ids_and_misshapen_labels_are_refused():
 
 def test_iteration_stops_at_the_limit_or_when_too_few_stars_remain():
     X, Y, ids, _ = synth(60)
-    tight = TINY.with_overrides({"nn.max_dteff_k": 1e-6, "nn.max_iterations": 3})
+    tight = TINY.with_overrides({"nn.max_dteff_k": 1e-6, "nn.max_iterations": 3, "nn.limit_nsigma": 0})
     r = nn.nn_clean(X, Y, ids, tight, seed=1)          # every star exceeds 1e-6 K: all go at once
     assert r.n_iterations == 1 and r.stop_reason == "too_few_stars" and not r.kept().any()
     r = nn.nn_clean(X, Y, ids, TINY.with_overrides(LOOSE), seed=1)
@@ -201,6 +203,27 @@ def test_iteration_stops_at_the_limit_or_when_too_few_stars_remain():
     some = TINY.with_overrides({"nn.max_dteff_k": 20.0, "nn.max_iterations": 2})
     r = nn.nn_clean(X, Y, ids, some, seed=1)
     assert r.n_iterations <= 2 and (r.stop_reason == "converged") == r.converged
+
+
+def test_a_net_less_precise_than_the_limits_removes_outliers_not_its_own_scatter():
+    X, Y, ids, out = synth(300, n_out=15, label_noise_k=60.0)   # 60 K: 1.7 sigma to the 100 K limit
+    clean = np.setdiff1d(np.arange(300), out)
+    fixed = nn.nn_clean(X, Y, ids, SMALL.with_overrides({"nn.limit_nsigma": 0, "nn.max_iterations": 2}), seed=3)
+    guarded = nn.nn_clean(X, Y, ids, SMALL.with_overrides({"nn.max_iterations": 2}), seed=3)
+    assert (~fixed.kept()[clean]).sum() > 20                   # the paper's rule eats clean stars
+    assert (~guarded.kept()[clean]).sum() <= 3 and not guarded.kept()[out].any()
+    assert nn.nn_summary(guarded)["limited_by_scatter"] == ["teff_k"]
+    assert (guarded.limits[:, 0] > 200.0).all() and (guarded.limits[:, 1:] == [0.2, 0.2]).all()
+    assert nn.nn_summary(fixed)["limited_by_scatter"] == [] and (fixed.limits == [100.0, 0.2, 0.2]).all()
+
+
+def test_removal_limits_rise_to_nsigma_robust_sigmas_only_above_the_paper_limits():
+    resid = np.column_stack([np.linspace(-50, 50, 101), np.linspace(-0.01, 0.01, 101), np.zeros(101)])
+    base = np.array([100.0, 0.2, 0.2])
+    got = nn.removal_limits(resid, base, 4.0)
+    sigma_t = 1.4826 * np.median(np.abs(resid[:, 0]))          # 1.4826 x 25 K
+    np.testing.assert_allclose(got, [max(100.0, 4 * sigma_t), 0.2, 0.2])
+    np.testing.assert_array_equal(nn.removal_limits(resid, base, 0.0), base)
 
 
 def test_standardise_fold_matches_a_per_pixel_loop():
