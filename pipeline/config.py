@@ -206,7 +206,7 @@ class NnConfig:
     # L2 penalty on the weights (sklearn scales it by 1/n_stars, like ridge's alpha): 1,657 correlated
     # pixels into 512 units overfit pixel noise at sklearn's 1e-4; one fold of 5,000 synthetic stars,
     # held-out Teff / log g / [M/H] robust sigma: 1e-4 -> 38 K / 0.20 / 0.076, 1 -> 29 / 0.13 / 0.068,
-    # 3 -> 26 / 0.08 / 0.063, 5 -> 27 / 0.09 / 0.069, 20 -> 31 / 0.15 / 0.076 (label noise alone: 22 / 0.044 / 0.042)
+    # 3 -> 26 / 0.08 / 0.063 (20 epochs' patience), 5 -> 27 / 0.09 / 0.069, 20 -> 31 / 0.15 / 0.076 (label noise alone: 22 / 0.044 / 0.042)
     alpha: float = 3.0
 
     min_good_pix_frac: float = 0.5   # a spectrum with fewer good red-grid pixels (ivar > 0, finite) never enters

@@ -19,8 +19,10 @@ UNITS = {"teff_k": "K", "logg_dex": "dex", "mh_dex": "dex", "ra_deg": "deg", "sn
 def _product(n: int = 6, npx: int = 50):
     rng = np.random.default_rng(4)
     flux = rng.normal(1.0, 0.1, (n, npx)).astype(np.float32)
-    flux[0, 0] = np.float32(1e-38)                       # subnormal-adjacent and negative zero survive
+    flux[0, 0] = np.float32(1e-40)                       # subnormals and negative zero survive
     flux[1, 1] = np.float32(-0.0)
+    flux[3, 3] = np.nan                                   # a NaN pixel keeps its bits too
+    flux[3, 4] = np.inf
     ivar = rng.uniform(10, 1000, (n, npx)).astype(np.float32)
     ivar[2, 5:9] = 0.0                                    # bad pixels
     cat = pa.table({
