@@ -217,6 +217,9 @@ class ReportConfig:
     gravity_lines_aa: tuple[float, ...] = (7680.0, 8190.0)   # paper Fig. 12: log g-sensitive pairs marked (K I, Na I)
     spectra_per_sequence: int = 5    # spectra drawn per sequence in Figs 11 and 13 (dwarf/giant pairs in Fig. 12)
     figure_dpi: int = 100            # PNG resolution of the report figures
+
+
+@dataclass(frozen=True)
 class NnConfig:
     """Neural-net cleaning of the DBSCAN-kept sample (paper §2.5; pipeline/stages/nn.py)."""
 
