@@ -193,14 +193,23 @@ class LaspmConfig:
     # (udfs tests); tune it on the synthetic universe against truth
     temperature: float = 0.03
 
-    edge_weight_min: float = 0.1     # edge-of-library flag: every k-best template with this weight fraction is a hull vertex
+    # edge-of-library flag: every k-best template carrying this fraction of the weight lies on
+    # the boundary of the library's convex hull in label space
+    edge_weight_min: float = 0.1
+
     poor_fit_chi2_nu: float = 3.0    # poor-fit flag above this reduced chi2 of the best template
     min_good_pix_frac: float = 0.5   # too-few-pixels flag below this fraction of the used red-grid pixels
-    min_overlap_frac: float = 0.5    # a template is fitted only where it shares this fraction of the spectrum's good pixels
+    # a template is fitted to a spectrum only where they share this fraction of the spectrum's
+    # good pixels (a partial library such as MILES covers ~58% of the red grid)
+    min_overlap_frac: float = 0.5
+
     rv_halfwidth_kms: float = 500.0  # RV fit (header RV missing): trial velocities -w..+w
     rv_step_kms: float = 5.0         # RV grid step (the minimum is refined by a parabola)
-    rv_n_templates: int = 3          # best templates (at rv = 0) the RV is fitted against
-    rv_min_depth_dchi2: float = 100.0  # RV-fit-poor flag below this depth (curve median - min, chi2_nu = 1 units; pure noise reached 77)
+    rv_n_templates: int = 3          # best templates the RV is fitted against
+    # RV-fit-poor flag below this depth of the chi2 curve (median - min, in Delta chi2 at
+    # chi2_nu = 1): stars reached >= 150 at S/N 5, pure noise <= 77 (udfs tests)
+    rv_min_depth_dchi2: float = 100.0
+
     batch_spectra: int = 256         # observations per GEMM batch (GEMM outputs ~60 MB for 5,105 templates)
 
 

@@ -8,7 +8,8 @@ red grid 6000-8800 AA)::
 w = observation ivar (bad pixel: ivar <= 0 or a non-finite flux / ivar -> w = 0),
 m_t = template mask (ivar_t > 0 and finite flux: a library that covers part of the
 grid is masked there, never extrapolated), both times the grid's ``pixel_mask``
-(windows left out). L_j are Legendre polynomials in x, pixel index scaled to
+(windows left out); a spectrum whose median good flux is not positive has no usable
+pixel (nothing to scale by). L_j are Legendre polynomials in x, pixel index scaled to
 [-1, 1] over the whole grid. c solves the normal equations A c = b in closed form,
 A_jk = sum w m f_t^2 L_j L_k, b_j = sum w m f_o f_t L_j, and chi2 = s - b.c with
 s = sum w m f_o^2.
@@ -20,22 +21,26 @@ the GEMM form); template ivar only masks.
 GEMM form. L_j L_k = sum_p alpha_jkp L_p spans only the 2d+1 Legendre functions
 p = 0..2d, so per batch of observations three float32 GEMMs give every sum::
 
-    G = W @ T2      (n_obs, n_tmpl*(2d+1))   T2[:, t*(2d+1)+p] = m_t f_t^2 L_p
-    B = WF @ T1     (n_obs, n_tmpl*(d+1))    T1[:, t*(d+1)+j]  = m_t f_t L_j
+    G = W @ T2      (n_obs, (2d+1) n_tmpl)   T2[:, p n_tmpl + t] = m_t f_t^2 L_p
+    B = WF @ T1     (n_obs, (d+1) n_tmpl)    T1[:, j n_tmpl + t] = m_t f_t L_j
     SN = [WF2; Q] @ M  (2 n_obs, n_tmpl)     M[:, t] = m_t: s(o, t) and n(o, t) = common good pixels
+
+(the L_p-weighted template blocks stacked side by side)
 
 with W = w, WF = w f_o, WF2 = w f_o^2, Q = [w > 0]. When every template covers
 every used pixel (no template mask), s and n do not depend on t and the third
 GEMM is skipped. Flops per observation: 2 n_pix n_tmpl (3d+2), plus 2 n_pix n_tmpl
 * 2 with template masks. `screen_pairs` (one Numba pass, parallel over
 observations) then builds A from G, solves it by Cholesky, forms chi2 and keeps the
-``n_candidates`` best templates, never materialising per-pair matrices.
+``n_candidates`` best templates, never materialising per-pair matrices beyond a block of
+256 templates (solved SIMD across templates).
 
 Conditioning and precision. x in [-1, 1], Legendre basis, each observation and
 template divided by its median good flux (chi2 is invariant: f -> f/s, w -> w s^2).
 float32 sums still lose ~1e-6 of s, and s / chi2 ~ (S/N)^2, so float32 chi2 serve
-only to *rank*: the candidates are refitted exactly in float64 (`rescore`, k x n_pix
-work, residuals summed explicitly), and every chi2 reported is that float64 value.
+only to *rank*: the candidates' sums are recomputed directly in float64 (`rescore`,
+n_candidates x n_pix work; float64 leaves ~1e-16 (S/N)^2 relative error), and every chi2
+reported is that float64 value.
 
 Ranking statistic. Templates can cover different pixels, so templates are ranked by
 chi2 rescaled to the observation's own degrees of freedom,
@@ -51,8 +56,8 @@ spectrum's mean squared S/N per pixel (f median-normalised), so D is n_o times t
 difference in mean squared *fractional* residual and T does not depend on S/N;
 'uniform' equal weights. The formal likelihood is far narrower than the spacing of a
 discrete library (Delta chi2 between neighbours grows as (S/N)^2), so 'chi2' and
-'reduced' collapse onto the best template at high S/N and interpolate nothing. Label = weighted mean, error = weighted standard deviation
-of the k labels (0 for k = 1).
+'reduced' collapse onto the best template at high S/N and interpolate nothing.
+Label = weighted mean, error = weighted standard deviation of the k labels (0 for k = 1).
 
 Flags (bits of ``flags``):
   FLAG_EDGE_OF_LIBRARY  every template of the k best that carries at least
@@ -62,7 +67,7 @@ Flags (bits of ``flags``):
                         where the interpolation, a convex combination, cannot follow it
   FLAG_POOR_FIT         best reduced chi2 > ``poor_fit_chi2_nu``
   FLAG_FEW_PIXELS       n_o < ``min_good_pix_frac`` x the used grid pixels (still fitted)
-  FLAG_RV_MISSING       set by the caller: the header RV was missing, the RV was fitted
+  FLAG_RV_MISSING       the header RV was missing and the RV was fitted (`fit_observed`)
   FLAG_RV_FIT_POOR      the fitted RV's chi2 minimum lies at the grid edge, is not convex,
                         or is shallower than ``rv_min_depth_dchi2``
   FLAG_NO_FIT           no eligible template (e.g. ivar = 0 everywhere): NaN labels
@@ -71,8 +76,8 @@ RV (header RV missing): `rv_scan_batch` moves the few best templates to the obse
 frame by each velocity of a +-``rv_halfwidth_kms`` grid (step ``rv_step_kms``; the
 flux-conserving resampling of resample.py onto the spectrum's native log-lambda
 pixels, which are left untouched so their noise stays independent), fits them exactly,
-and keeps the curve of the smallest reduced chi2. `rv_from_curve` takes its minimum, refines it with a parabola through
-the neighbours (errors rescaled to chi2_nu = 1: rv_err = 1/sqrt(curvature)) and
+and keeps the curve of the smallest reduced chi2. `rv_from_curve` takes its minimum,
+refines it with a parabola through the neighbours (errors rescaled to chi2_nu = 1: rv_err = 1/sqrt(curvature)) and
 reports the depth (median of the curve above the minimum, in those Delta chi2 units).
 
 Arguments named ``params`` are any object with the fields of the config section
@@ -115,11 +120,11 @@ class Library(NamedTuple):
     pixel_mask: np.ndarray       # (n_pix,) bool: grid pixels used by the fit
     flux: np.ndarray             # (n_tmpl, n_pix) float64, median-normalised, 0 where masked
     mask: np.ndarray             # (n_tmpl, n_pix) bool: template good and pixel used
-    t2: np.ndarray               # (n_pix, n_tmpl*(2d+1)) float32: m f^2 L_p, template-major
-    t1: np.ndarray               # (n_pix, n_tmpl*(d+1)) float32: m f L_j, template-major
+    t2: np.ndarray               # (n_pix, (2d+1) n_tmpl) float32: m f^2 L_p in column p n_tmpl + t
+    t1: np.ndarray               # (n_pix, (d+1) n_tmpl) float32: m f L_j in column j n_tmpl + t
     tm: np.ndarray | None        # (n_pix, n_tmpl) float32 mask, None when every template covers every used pixel
     alpha: np.ndarray            # (d+1, d+1, 2d+1) float64: L_j L_k = sum_p alpha[j, k, p] L_p
-    basis: np.ndarray            # (n_pix, d+1) float64: L_j(x_i)
+    legendre: np.ndarray         # (2d+1, n_pix) float64: L_p(x_i)
     labels: np.ndarray           # (n_tmpl, n_labels) float64, e.g. teff_k, logg_dex, mh_dex
     on_hull: np.ndarray          # (n_tmpl,) bool: on the boundary of the labels' convex hull
 
@@ -168,9 +173,19 @@ def legendre_products(degree: int) -> np.ndarray:
     return alpha
 
 
-def legendre_basis(n_pix: int, degree: int) -> np.ndarray:
-    """(n_pix, degree+1) L_j(x_i), x = pixel index scaled to [-1, 1] (sed_recalibrate.poly_x)."""
-    return np.polynomial.legendre.legvander(poly_x(n_pix), degree)
+@njit(cache=True)
+def legendre_rows(x, n_funcs):
+    """(n_funcs, n) L_p(x_i), p = 0..n_funcs-1, by Bonnet's recursion."""
+    out = np.empty((n_funcs, x.shape[0]))
+    for i in range(x.shape[0]):
+        for p in range(n_funcs):
+            if p == 0:
+                out[p, i] = 1.0
+            elif p == 1:
+                out[p, i] = x[i]
+            else:
+                out[p, i] = ((2 * p - 1) * x[i] * out[p - 1, i] - (p - 1) * out[p - 2, i]) / p
+    return out
 
 
 def hull_boundary(labels: np.ndarray) -> np.ndarray:
@@ -261,17 +276,20 @@ def prepare_library(flux: np.ndarray, ivar: np.ndarray, labels: np.ndarray, degr
         raise ValueError(f"pixel_mask has shape {pixel_mask.shape}, the library grid {n_pix} pixels")
     f64, mask, _ = _normalise_rows(flux, ivar, pixel_mask)
     nc, npw = degree + 1, 2 * degree + 1
-    basis_all = np.polynomial.legendre.legvander(poly_x(n_pix), 2 * degree)      # (n_pix, 2d+1)
+    legendre = legendre_rows(poly_x(n_pix), npw)                                  # (2d+1, n_pix)
     mf = f64.T.astype(np.float32)                                                 # (n_pix, n_t), 0 where masked
-    t2 = (mf * mf)[:, :, None] * basis_all.astype(np.float32)[:, None, :]
-    t1 = mf[:, :, None] * basis_all[:, :nc].astype(np.float32)[:, None, :]
+    leg32 = legendre.astype(np.float32)
+    t2 = np.empty((n_pix, npw, n_t), dtype=np.float32)      # block layout: column p n_t + t
+    t1 = np.empty((n_pix, nc, n_t), dtype=np.float32)
+    for p_ in range(npw):
+        np.multiply(mf * mf, leg32[p_][:, None], out=t2[:, p_, :])
+        if p_ < nc:
+            np.multiply(mf, leg32[p_][:, None], out=t1[:, p_, :])
     full = bool(np.all(mask == pixel_mask[None, :]))
     tm = None if full else np.ascontiguousarray(mask.T, dtype=np.float32)
     return Library(degree=degree, grid_loglam0=float(grid_loglam0), grid_dloglam=float(grid_dloglam),
-                   pixel_mask=pixel_mask, flux=f64, mask=mask,
-                   t2=np.ascontiguousarray(t2.reshape(n_pix, n_t * npw)),
-                   t1=np.ascontiguousarray(t1.reshape(n_pix, n_t * nc)), tm=tm,
-                   alpha=legendre_products(degree), basis=np.ascontiguousarray(basis_all[:, :nc]),
+                   pixel_mask=pixel_mask, flux=f64, mask=mask, t2=t2.reshape(n_pix, npw * n_t),
+                   t1=t1.reshape(n_pix, nc * n_t), tm=tm, alpha=legendre_products(degree), legendre=legendre,
                    labels=labels, on_hull=hull_boundary(labels))
 
 
@@ -318,30 +336,55 @@ def prepare_observations(flux, ivar, pixel_mask, need_sn):
 # --------------------------------------------------------------------------- per-pair algebra
 
 @njit(cache=True)
-def _cholesky_chi2(A, b, s, nc, rtol, y):
-    """In place: A = L L^T (lower), y = L^-1 b; returns s - y.y (>= 0), or inf when A is not positive definite."""
+def _cholesky_chi2(A, b, s, n, rtol, y, diag, bad, chi2):
+    """Many small systems at once, SIMD across the last axis (the first ``n`` of it): A (nc, nc, L) lower
+    triangles, b (nc, L), s (L) -> chi2 (L) = s - |L^-1 b|^2 clipped at 0, where A = L L^T; inf where A
+    is not positive definite (a pivot below ``rtol`` of its diagonal). A, y (nc, L), diag, bad (L) are
+    work space (A is overwritten by its factor)."""
+    nc = A.shape[0]
+    for t in range(n):
+        bad[t] = False
+        chi2[t] = s[t]
     for j in range(nc):
-        d = A[j, j]
-        diag = d
+        for t in range(n):
+            diag[t] = A[j, j, t]
         for k in range(j):
-            d -= A[j, k] * A[j, k]
-        if not d > rtol * diag:
-            return np.inf
-        d = math.sqrt(d)
-        A[j, j] = d
+            for t in range(n):
+                A[j, j, t] -= A[j, k, t] * A[j, k, t]
+        for t in range(n):
+            d = A[j, j, t]
+            ok = d > rtol * diag[t]
+            bad[t] = bad[t] or not ok
+            A[j, j, t] = math.sqrt(d) if ok else 1.0
         for i in range(j + 1, nc):
-            v = A[i, j]
             for k in range(j):
-                v -= A[i, k] * A[j, k]
-            A[i, j] = v / d
-    yy = 0.0
+                for t in range(n):
+                    A[i, j, t] -= A[i, k, t] * A[j, k, t]
+            for t in range(n):
+                A[i, j, t] /= A[j, j, t]
     for j in range(nc):
-        v = b[j]
+        for t in range(n):
+            y[j, t] = b[j, t]
         for k in range(j):
-            v -= A[j, k] * y[k]
-        y[j] = v / A[j, j]
-        yy += y[j] * y[j]
-    return max(s - yy, 0.0)
+            for t in range(n):
+                y[j, t] -= A[j, k, t] * y[k, t]
+        for t in range(n):
+            y[j, t] /= A[j, j, t]
+            chi2[t] -= y[j, t] * y[j, t]
+    for t in range(n):
+        chi2[t] = np.inf if bad[t] else max(chi2[t], 0.0)
+
+
+@njit(cache=True)
+def _normal_matrix(G, alpha, A, t):
+    """A[j, k, t] = sum_p alpha[j, k, p] G[p] for j >= k (L_j L_k = sum_p alpha_jkp L_p)."""
+    nc = alpha.shape[0]
+    for j in range(nc):
+        for k in range(j + 1):
+            v = 0.0
+            for p in range(j - k, j + k + 1, 2):      # alpha[j, k, p] = 0 otherwise
+                v += alpha[j, k, p] * G[p]
+            A[j, k, t] = v
 
 
 @njit(cache=True)
@@ -361,13 +404,17 @@ def _min_pair_pixels(n_obs_good, nc, min_overlap_frac):
     return max(nc + 1.0, min_overlap_frac * n_obs_good)
 
 
+_SCREEN_CHUNK = 256   # templates per SIMD block of the screen (work space stays in L1/L2)
+
+
 @njit(cache=True, parallel=True)
 def screen_pairs(G, B, SN, s_full, n_good, alpha, n_cand, min_overlap_frac):
     """One pass over the GEMM outputs: per observation the ``n_cand`` best templates by rank statistic r.
 
-    G (n_obs, n_tmpl*(2d+1)), B (n_obs, n_tmpl*(d+1)), SN (2 n_obs, n_tmpl) or (0, n_tmpl)
-    for full coverage (then s = s_full, n = n_good). Returns (cand_idx int64, cand_r float64),
-    both (n_obs, n_cand), ascending r (float32 precision), -1 / inf padded.
+    G (n_obs, (2d+1) n_tmpl) and B (n_obs, (d+1) n_tmpl) in block layout (column p n_tmpl + t),
+    SN (2 n_obs, n_tmpl), or (0, n_tmpl) for full coverage (then s = s_full, n = n_good). The small
+    systems are solved in blocks of templates, SIMD across templates. Returns (cand_idx int64,
+    cand_r float64), both (n_obs, n_cand), ascending r (float32 precision), -1 / inf padded.
     """
     m = G.shape[0]
     nc = alpha.shape[0]
@@ -376,102 +423,120 @@ def screen_pairs(G, B, SN, s_full, n_good, alpha, n_cand, min_overlap_frac):
     has_sn = SN.shape[0] > 0
     cand_idx = np.full((m, n_cand), -1, dtype=np.int64)
     cand_r = np.full((m, n_cand), np.inf, dtype=np.float64)
+    ch = _SCREEN_CHUNK
     for o in prange(m):
-        A = np.empty((nc, nc))
-        b = np.empty(nc)
-        y = np.empty(nc)
-        best_r = cand_r[o]
-        best_i = cand_idx[o]
+        A = np.zeros((nc, nc, ch))
+        b = np.empty((nc, ch))
+        y = np.empty((nc, ch))
+        s = np.empty(ch)
+        n_ot = np.empty(ch)
+        diag = np.empty(ch)
+        bad = np.empty(ch, dtype=np.bool_)
+        chi2 = np.empty(ch)
         n_o = n_good[o]
         min_n = _min_pair_pixels(n_o, nc, min_overlap_frac)
         dof_o = n_o - nc
-        for t in range(n_t):
-            if has_sn:
-                s = np.float64(SN[o, t])
-                n_ot = np.float64(SN[m + o, t])
-            else:
-                s = s_full[o]
-                n_ot = np.float64(n_o)
-            if n_ot < min_n:
-                continue
-            g0 = t * npw
+        for t0 in range(0, n_t, ch):
+            n = min(ch, n_t - t0)
             for j in range(nc):
                 for k in range(j + 1):
-                    v = 0.0
-                    for p in range(j - k, j + k + 1, 2):    # alpha[j, k, p] = 0 otherwise
-                        v += alpha[j, k, p] * G[o, g0 + p]
-                    A[j, k] = v
-                b[j] = B[o, t * nc + j]
-            chi2 = _cholesky_chi2(A, b, s, nc, _PIVOT_RTOL_F32, y)
-            if not chi2 < np.inf:
-                continue
-            r = chi2 * dof_o / (n_ot - nc)
-            if r < best_r[n_cand - 1]:
-                _insert(best_r, best_i, r, t)
+                    for t in range(n):
+                        A[j, k, t] = 0.0
+                    for p in range(j - k, j + k + 1, 2):      # alpha[j, k, p] = 0 otherwise
+                        a = alpha[j, k, p]
+                        base = p * n_t + t0
+                        for t in range(n):
+                            A[j, k, t] += a * G[o, base + t]
+                for t in range(n):
+                    b[j, t] = B[o, j * n_t + t0 + t]
+            for t in range(n):
+                s[t] = SN[o, t0 + t] if has_sn else s_full[o]
+                n_ot[t] = SN[m + o, t0 + t] if has_sn else n_o
+            _cholesky_chi2(A, b, s, n, _PIVOT_RTOL_F32, y, diag, bad, chi2)
+            for t in range(n):
+                if n_ot[t] >= min_n and chi2[t] < np.inf:
+                    r = chi2[t] * dof_o / (n_ot[t] - nc)
+                    if r < cand_r[o, n_cand - 1]:
+                        _insert(cand_r[o], cand_idx[o], r, t0 + t)
     return cand_idx, cand_r
 
 
-@njit(cache=True)
-def _pair_fit(fo, wo, ft, mt, basis, A, b, c, y):
-    """Exact float64 fit of one pair: returns (chi2, n common good pixels); chi2 = inf when singular.
-
-    Normal equations summed directly, Cholesky, then the residuals summed explicitly."""
-    nc = basis.shape[1]
-    n_pix = fo.shape[0]
-    for j in range(nc):
-        b[j] = 0.0
-        for k in range(nc):
-            A[j, k] = 0.0
+# finite inputs only (masked pixels are zeros), so fastmath may reassociate and vectorise the sums
+@njit(cache=True, fastmath=True)
+def _pair_moments(ft, mt, U, V, wf2, g, Gp, Bj):
+    """One pair's float64 moments: Gp[p] = sum ft^2 U[p], Bj[j] = sum ft V[j]; returns
+    (sum mt wf2, sum mt g). U = w L_p, V = w f L_j, wf2 = w f^2, g = [w > 0] of the
+    observation; ft is 0 and mt False where the template is masked."""
+    n_pix = ft.shape[0]
+    for p in range(U.shape[0]):
+        acc = 0.0
+        for i in range(n_pix):
+            acc += ft[i] * ft[i] * U[p, i]
+        Gp[p] = acc
+    for j in range(V.shape[0]):
+        acc = 0.0
+        for i in range(n_pix):
+            acc += ft[i] * V[j, i]
+        Bj[j] = acc
     s = 0.0
-    n = 0
+    n = 0.0
     for i in range(n_pix):
+        m = 1.0 if mt[i] else 0.0
+        s += m * wf2[i]
+        n += m * g[i]
+    return s, n
+
+
+@njit(cache=True)
+def _observation_moments(fo, wo, legendre, nc, U, V, wf2, g):
+    """Fill the observation side of `_pair_moments` from flux ``fo`` and weight ``wo`` (0 = bad pixel)."""
+    for i in range(fo.shape[0]):
         w = wo[i]
-        if w > 0.0 and mt[i]:
-            q = w * ft[i]
-            for j in range(nc):
-                lj = basis[i, j]
-                b[j] += q * fo[i] * lj
-                qf = q * ft[i] * lj
-                for k in range(j + 1):
-                    A[j, k] += qf * basis[i, k]
-            s += w * fo[i] * fo[i]
-            n += 1
-    if n <= nc or _cholesky_chi2(A, b, s, nc, _PIVOT_RTOL_F64, y) == np.inf:
-        return np.inf, n
-    for j in range(nc - 1, -1, -1):      # back substitution L^T c = y
-        v = y[j]
-        for k in range(j + 1, nc):
-            v -= A[k, j] * c[k]
-        c[j] = v / A[j, j]
-    chi2 = 0.0
-    for i in range(n_pix):
-        w = wo[i]
-        if w > 0.0 and mt[i]:
-            p = 0.0
-            for j in range(nc):
-                p += c[j] * basis[i, j]
-            d = fo[i] - p * ft[i]
-            chi2 += w * d * d
-    return chi2, n
+        for p in range(legendre.shape[0]):
+            U[p, i] = w * legendre[p, i]
+        for j in range(nc):
+            V[j, i] = w * fo[i] * legendre[j, i]
+        wf2[i] = w * fo[i] * fo[i]
+        g[i] = 1.0 if w > 0.0 else 0.0
 
 
 @njit(cache=True, parallel=True)
-def rescore(f64, w64, lib_flux, lib_mask, basis, cand_idx):
-    """Exact float64 chi2 and common good pixels of each candidate pair: (n_obs, n_cand) each."""
+def rescore(f64, w64, lib_flux, lib_mask, legendre, alpha, cand_idx):
+    """Exact float64 chi2 and common good pixels of each candidate pair: (n_obs, n_cand) each
+    (direct float64 sums of the same normal equations; inf / 0 for -1 candidates or singular pairs)."""
     m, n_cand = cand_idx.shape
-    nc = basis.shape[1]
+    nc = alpha.shape[0]
+    npw, n_pix = legendre.shape
     chi2 = np.full((m, n_cand), np.inf)
     n_pair = np.zeros((m, n_cand), dtype=np.int64)
     for o in prange(m):
-        A = np.empty((nc, nc))
-        b = np.empty(nc)
-        c = np.empty(nc)
-        y = np.empty(nc)
+        U = np.empty((npw, n_pix))
+        V = np.empty((nc, n_pix))
+        wf2 = np.empty(n_pix)
+        g = np.empty(n_pix)
+        _observation_moments(f64[o], w64[o], legendre, nc, U, V, wf2, g)
+        A = np.zeros((nc, nc, n_cand))
+        b = np.zeros((nc, n_cand))
+        s = np.zeros(n_cand)
+        Gp = np.empty(npw)
+        Bj = np.empty(nc)
         for q in range(n_cand):
             t = cand_idx[o, q]
             if t < 0:
                 continue
-            chi2[o, q], n_pair[o, q] = _pair_fit(f64[o], w64[o], lib_flux[t], lib_mask[t], basis, A, b, c, y)
+            s[q], npair = _pair_moments(lib_flux[t], lib_mask[t], U, V, wf2, g, Gp, Bj)
+            n_pair[o, q] = np.int64(npair)
+            _normal_matrix(Gp, alpha, A, q)
+            for j in range(nc):
+                b[j, q] = Bj[j]
+        y = np.empty((nc, n_cand))
+        diag = np.empty(n_cand)
+        bad = np.empty(n_cand, dtype=np.bool_)
+        out = np.empty(n_cand)
+        _cholesky_chi2(A, b, s, n_cand, _PIVOT_RTOL_F64, y, diag, bad, out)
+        for q in range(n_cand):
+            if cand_idx[o, q] >= 0 and n_pair[o, q] > nc:
+                chi2[o, q] = out[q]
     return chi2, n_pair
 
 
@@ -577,7 +642,8 @@ def fit_batch(flux: np.ndarray, ivar: np.ndarray, lib: Library, params) -> FitRe
     if flux.ndim != 2 or flux.shape != ivar.shape or flux.shape[1] != n_pix:
         raise ValueError(f"observed flux {flux.shape} / ivar {ivar.shape} must be (n_obs, {n_pix}) on the library grid")
     if params.poly_degree != lib.degree:
-        raise ValueError(f"laspm.poly_degree is {params.poly_degree} but the library was prepared for degree {lib.degree}")
+        raise ValueError(f"laspm.poly_degree is {params.poly_degree} but the library was prepared for "
+                         f"degree {lib.degree}")
     k = int(params.k_best)
     if k < 1:
         raise ValueError(f"laspm.k_best must be >= 1, got {k}")
@@ -596,7 +662,7 @@ def fit_batch(flux: np.ndarray, ivar: np.ndarray, lib: Library, params) -> FitRe
         SN = L2 @ lib.tm if lib.tm is not None else np.empty((0, lib.n_templates), np.float32)
         cand_idx, _ = screen_pairs(G, B, SN, s_full, n_good, lib.alpha, n_cand, float(params.min_overlap_frac))
         del G, B, SN
-        chi2, n_pair = rescore(f64, w64, lib.flux, lib.mask, lib.basis, cand_idx)
+        chi2, n_pair = rescore(f64, w64, lib.flux, lib.mask, lib.legendre, lib.alpha, cand_idx)
         out = interpolate_labels(cand_idx, chi2, n_pair, n_good, s_full, lib.labels, lib.on_hull, min(k, n_cand),
                                  lib.degree + 1, wcode, float(params.temperature), float(params.edge_weight_min),
                                  float(params.min_overlap_frac), n_used, float(params.min_good_pix_frac),
@@ -633,7 +699,7 @@ def rv_pixel_range(loglam0, dloglam, n_native, grid_loglam0, grid_dloglam, n_gri
 
 @njit(cache=True, parallel=True)
 def rv_scan_batch(flux_values, ivar_values, offsets, loglam0, dloglam, template_idx, tmpl_flux, tmpl_maskf,
-                  grid_loglam0, grid_dloglam, degree, rv_kms_grid):
+                  grid_loglam0, grid_dloglam, alpha, rv_kms_grid):
     """Reduced-chi2 curves (m, n_v) and their dof (m, n_v) int64 of native-grid spectra (flat values +
     Arrow-style offsets) against templates moved to the observed frame by each trial velocity.
 
@@ -641,11 +707,12 @@ def rv_scan_batch(flux_values, ivar_values, offsets, loglam0, dloglam, template_
     neighbours and make chi2 depend on the pixel phase); each template row ``template_idx[r, q]`` of
     ``tmpl_flux`` / ``tmpl_maskf`` (float 1 = good, 0 = masked) on the grid (grid_loglam0, grid_dloglam)
     is shifted by v and resampled (resample.py) onto the native pixels of `rv_pixel_range`. The
-    polynomial's x runs over those pixels. Curve value = min over the row's templates; inf where none fits.
+    polynomial's x runs over those pixels (``alpha`` = legendre_products(d)). Curve value = min over the
+    row's templates; inf where none fits.
     """
     m = offsets.shape[0] - 1
     n_grid = tmpl_flux.shape[1]
-    nc = degree + 1
+    nc = alpha.shape[0]
     n_v = rv_kms_grid.shape[0]
     v_lo, v_hi = rv_kms_grid.min(), rv_kms_grid.max()
     curve = np.full((m, n_v), np.inf)
@@ -662,36 +729,50 @@ def rv_scan_batch(flux_values, ivar_values, offsets, loglam0, dloglam, template_
             if _is_good(flux_values[s + i0 + i], ivar_values[s + i0 + i]):
                 fo[i] = flux_values[s + i0 + i]
                 wo[i] = ivar_values[s + i0 + i]
-        basis = np.empty((n, nc))
-        x = poly_x(n)
-        for i in range(n):
-            basis[i, 0] = 1.0
-            if nc > 1:
-                basis[i, 1] = x[i]
-            for j in range(2, nc):   # Bonnet's recursion
-                basis[i, j] = ((2 * j - 1) * x[i] * basis[i, j - 1] - (j - 1) * basis[i, j - 2]) / j
+        npw = alpha.shape[2]
+        legendre = legendre_rows(poly_x(n), npw)
+        U = np.empty((npw, n))
+        V = np.empty((nc, n))
+        wf2 = np.empty(n)
+        g = np.empty(n)
+        _observation_moments(fo, wo, legendre, nc, U, V, wf2, g)
+        n_rv = template_idx.shape[1]
         tf = np.empty(n)
         tmv = np.empty(n)
         tm = np.empty(n, dtype=np.bool_)
-        A = np.empty((nc, nc))
-        b = np.empty(nc)
-        c = np.empty(nc)
-        y = np.empty(nc)
+        A = np.zeros((nc, nc, n_rv))
+        b = np.zeros((nc, n_rv))
+        ss = np.zeros(n_rv)
+        n_fit = np.zeros(n_rv)
+        Gp = np.empty(npw)
+        Bj = np.empty(nc)
+        y = np.empty((nc, n_rv))
+        diag = np.empty(n_rv)
+        bad = np.empty(n_rv, dtype=np.bool_)
+        chi2 = np.empty(n_rv)
         out_l0 = loglam0[r] + i0 * dloglam[r]
         for v in range(n_v):
             shift = doppler_dloglam(rv_kms_grid[v])
-            for q in range(template_idx.shape[1]):
+            for q in range(n_rv):
                 t = template_idx[r, q]
+                n_fit[q] = 0.0
                 if t < 0:
                     continue
                 resample_into(tmpl_flux[t], tmpl_maskf[t], grid_loglam0 + shift, grid_dloglam, out_l0, dloglam[r],
                               tf, tmv)
                 for i in range(n):
                     tm[i] = tmv[i] > 0.0
-                chi2, n_fit = _pair_fit(fo, wo, tf, tm, basis, A, b, c, y)
-                if chi2 < np.inf and chi2 / (n_fit - nc) < curve[r, v]:
-                    curve[r, v] = chi2 / (n_fit - nc)
-                    dof[r, v] = n_fit - nc
+                    if not tm[i]:
+                        tf[i] = 0.0
+                ss[q], n_fit[q] = _pair_moments(tf, tm, U, V, wf2, g, Gp, Bj)
+                _normal_matrix(Gp, alpha, A, q)
+                for j in range(nc):
+                    b[j, q] = Bj[j]
+            _cholesky_chi2(A, b, ss, n_rv, _PIVOT_RTOL_F64, y, diag, bad, chi2)
+            for q in range(n_rv):
+                if n_fit[q] > nc and chi2[q] / (n_fit[q] - nc) < curve[r, v]:
+                    curve[r, v] = chi2[q] / (n_fit[q] - nc)
+                    dof[r, v] = np.int64(n_fit[q]) - nc
     return curve, dof
 
 
@@ -739,7 +820,7 @@ def fit_rv_batch(flux_values, ivar_values, offsets, loglam0, dloglam, template_i
     curve, dof = rv_scan_batch(flux_values, ivar_values, np.asarray(offsets, np.int64),
                                np.asarray(loglam0, np.float64), np.asarray(dloglam, np.float64),
                                np.ascontiguousarray(local), lib.flux[used], lib.mask[used].astype(np.float64),
-                               lib.grid_loglam0, lib.grid_dloglam, lib.degree, grid)
+                               lib.grid_loglam0, lib.grid_dloglam, lib.alpha, grid)
     return RvResult(*rv_from_curve(curve, dof, grid, float(params.rv_min_depth_dchi2)))
 
 

@@ -145,7 +145,8 @@ def naive_laspm_fit(obs_flux, obs_ivar, tmpl_flux, tmpl_ivar, labels, degree, k_
                     temperature=1.0, min_overlap_frac=0.5, pixel_mask=None):
     """The documented ranking and interpolation of udfs/laspm.py over every pair (no screening):
     r = chi2 (n_o - n_c) / (n_ot - n_c) over eligible pairs, the k best by r, exp(-dr / (2 T unit)) weights,
-    unit 1 / best chi2_nu / mean ivar f^2 (raw fluxes: the S/N is scale-free) or equal weights. Returns (best_idx (n_obs, k) -1 padded, best_chi2, labels, labels_err)."""
+    unit 1 / best chi2_nu / mean ivar f^2 (raw fluxes: the S/N is scale-free) or equal weights.
+    Returns (best_idx (n_obs, k) -1 padded, best_chi2, labels, labels_err)."""
     chi2, n_pair, n_o = naive_laspm_chi2(obs_flux, obs_ivar, tmpl_flux, tmpl_ivar, degree, pixel_mask)
     pm = np.ones(np.shape(obs_flux)[1], bool) if pixel_mask is None else np.asarray(pixel_mask, bool)
     nc = degree + 1

@@ -339,7 +339,7 @@ def test_rv_curve_matches_the_twin_and_pure_noise_is_flagged_poor():
     vel = np.array([-200.0, 0.0, 75.0, 80.0, 85.0])
     idx = np.array([[4, 0, 1]])
     curve, _ = laspm.rv_scan_batch(flux[0], ivar[0], np.array([0, NATIVE_N]), np.array([NATIVE_L0]),
-                                   np.array([DL]), idx, lib.flux, lib.mask.astype(float), RED_L0, DL, 2, vel)
+                                   np.array([DL]), idx, lib.flux, lib.mask.astype(float), RED_L0, DL, lib.alpha, vel)
     want = naive_rv_curve(flux[0], ivar[0], NATIVE_L0, DL, tf[idx[0]], ti[idx[0]], RED_L0, DL, vel, 2)
     assert_close(curve[0], want, "reduced chi2 curve")
     res = laspm.fit_rv_batch(noise, ivar[0], np.array([0, NATIVE_N]), [NATIVE_L0], [DL], idx, lib, _params())
