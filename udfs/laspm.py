@@ -223,33 +223,33 @@ def hull_boundary(labels: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- library
 
+@njit(cache=True)
+def _row_scale(flux, ivar, pixel_mask, vals):
+    """Median flux of the good used pixels of one row (0 when none; ``vals`` is work space)."""
+    k = 0
+    for i in range(flux.shape[0]):
+        if pixel_mask[i] and _is_good(flux[i], ivar[i]):
+            vals[k] = flux[i]
+            k += 1
+    return np.median(vals[:k]) if k > 0 else 0.0
+
+
 @njit(cache=True, parallel=True)
 def _normalise_rows(flux, ivar, pixel_mask):
-    """(flux / median good flux, good mask, median) per row; good = pixel used, ivar > 0, finite.
+    """(flux / median good flux, good mask) per row; good = pixel used, ivar > 0, finite.
 
     Rows whose median good flux is not positive are entirely masked (no scale to fit)."""
     m, n = flux.shape
     out = np.zeros((m, n), dtype=np.float64)
     good = np.zeros((m, n), dtype=np.bool_)
-    scale = np.ones(m, dtype=np.float64)
     for r in prange(m):
-        vals = np.empty(n, dtype=np.float64)
-        k = 0
-        for i in range(n):
-            if pixel_mask[i] and _is_good(flux[r, i], ivar[r, i]):
-                good[r, i] = True
-                vals[k] = flux[r, i]
-                k += 1
-        med = np.median(vals[:k]) if k > 0 else 0.0
-        if not med > 0.0:
+        med = _row_scale(flux[r], ivar[r], pixel_mask, np.empty(n))
+        if med > 0.0:
             for i in range(n):
-                good[r, i] = False
-            continue
-        scale[r] = med
-        for i in range(n):
-            if good[r, i]:
-                out[r, i] = flux[r, i] / med
-    return out, good, scale
+                if pixel_mask[i] and _is_good(flux[r, i], ivar[r, i]):
+                    good[r, i] = True
+                    out[r, i] = flux[r, i] / med
+    return out, good
 
 
 def prepare_library(flux: np.ndarray, ivar: np.ndarray, labels: np.ndarray, degree: int,
@@ -274,7 +274,7 @@ def prepare_library(flux: np.ndarray, ivar: np.ndarray, labels: np.ndarray, degr
     pixel_mask = np.ones(n_pix, dtype=bool) if pixel_mask is None else np.asarray(pixel_mask, dtype=bool)
     if pixel_mask.shape != (n_pix,):
         raise ValueError(f"pixel_mask has shape {pixel_mask.shape}, the library grid {n_pix} pixels")
-    f64, mask, _ = _normalise_rows(flux, ivar, pixel_mask)
+    f64, mask = _normalise_rows(flux, ivar, pixel_mask)
     nc, npw = degree + 1, 2 * degree + 1
     legendre = legendre_rows(poly_x(n_pix), npw)                                  # (2d+1, n_pix)
     mf = f64.T.astype(np.float32)                                                 # (n_pix, n_t), 0 where masked
@@ -305,29 +305,33 @@ def prepare_observations(flux, ivar, pixel_mask, need_sn):
     n_good the good pixels and s_full = sum w f^2 (float64) per row.
     """
     m, n = flux.shape
-    f64, good, scale = _normalise_rows(flux, ivar, pixel_mask)
-    w64 = np.zeros((m, n), dtype=np.float64)
-    W = np.zeros((m, n), dtype=np.float32)
-    WF = np.zeros((m, n), dtype=np.float32)
-    L2 = np.zeros((2 * m if need_sn else 0, n), dtype=np.float32)
+    W = np.empty((m, n), dtype=np.float32)
+    WF = np.empty((m, n), dtype=np.float32)
+    L2 = np.empty((2 * m if need_sn else 0, n), dtype=np.float32)
+    f64 = np.empty((m, n), dtype=np.float64)
+    w64 = np.empty((m, n), dtype=np.float64)
     n_good = np.zeros(m, dtype=np.int64)
     s_full = np.zeros(m, dtype=np.float64)
-    for r in prange(m):
-        s2 = scale[r] * scale[r]
+    for r in prange(m):       # one pass per row: scale, then every operand (0 on bad pixels)
+        scale = _row_scale(flux[r], ivar[r], pixel_mask, np.empty(n))
+        s2 = scale * scale
         cnt = 0
         acc = 0.0
         for i in range(n):
-            if good[r, i]:
+            f = 0.0
+            w = 0.0
+            if scale > 0.0 and pixel_mask[i] and _is_good(flux[r, i], ivar[r, i]):
+                f = flux[r, i] / scale
                 w = np.float64(ivar[r, i]) * s2
-                f = f64[r, i]
-                w64[r, i] = w
-                W[r, i] = w
-                WF[r, i] = w * f
-                if need_sn:
-                    L2[r, i] = w * f * f
-                    L2[m + r, i] = 1.0
                 cnt += 1
                 acc += w * f * f
+            f64[r, i] = f
+            w64[r, i] = w
+            W[r, i] = w
+            WF[r, i] = w * f
+            if need_sn:
+                L2[r, i] = w * f * f
+                L2[m + r, i] = 1.0 if w > 0.0 else 0.0
         n_good[r] = cnt
         s_full[r] = acc
     return W, WF, L2, f64, w64, n_good, s_full
