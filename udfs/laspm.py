@@ -344,7 +344,7 @@ def _cholesky_chi2(A, b, s, n, rtol, y, diag, bad, chi2):
     """Many small systems at once, SIMD across the last axis (the first ``n`` of it): A (nc, nc, L) lower
     triangles, b (nc, L), s (L) -> chi2 (L) = s - |L^-1 b|^2 clipped at 0, where A = L L^T; inf where A
     is not positive definite (a pivot below ``rtol`` of its diagonal). A, y (nc, L), diag, bad (L) are
-    work space (A is overwritten by its factor)."""
+    work space (A is overwritten by its factor, with 1 / L_jj on the diagonal)."""
     nc = A.shape[0]
     for t in range(n):
         bad[t] = False
@@ -355,17 +355,17 @@ def _cholesky_chi2(A, b, s, n, rtol, y, diag, bad, chi2):
         for k in range(j):
             for t in range(n):
                 A[j, j, t] -= A[j, k, t] * A[j, k, t]
-        for t in range(n):
+        for t in range(n):   # branch-free, so the loop vectorises; A[j, j] holds 1 / L_jj
             d = A[j, j, t]
             ok = d > rtol * diag[t]
-            bad[t] = bad[t] or not ok
-            A[j, j, t] = math.sqrt(d) if ok else 1.0
+            bad[t] |= not ok
+            A[j, j, t] = 1.0 / math.sqrt(max(d, 1e-300))
         for i in range(j + 1, nc):
             for k in range(j):
                 for t in range(n):
                     A[i, j, t] -= A[i, k, t] * A[j, k, t]
             for t in range(n):
-                A[i, j, t] /= A[j, j, t]
+                A[i, j, t] *= A[j, j, t]
     for j in range(nc):
         for t in range(n):
             y[j, t] = b[j, t]
@@ -373,7 +373,7 @@ def _cholesky_chi2(A, b, s, n, rtol, y, diag, bad, chi2):
             for t in range(n):
                 y[j, t] -= A[j, k, t] * y[k, t]
         for t in range(n):
-            y[j, t] /= A[j, j, t]
+            y[j, t] *= A[j, j, t]
             chi2[t] -= y[j, t] * y[j, t]
     for t in range(n):
         chi2[t] = np.inf if bad[t] else max(chi2[t], 0.0)
