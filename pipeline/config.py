@@ -261,6 +261,46 @@ class NnConfig:
 
 
 @dataclass(frozen=True)
+class LaspmConfig:
+    """LASPM template chi^2 fits on the red grid (paper §4, Du et al. 2021; udfs/laspm.py)."""
+
+    poly_degree: int = 2             # degree of the multiplicative Legendre polynomial P(x) per template
+    # rest-frame AA lo/hi pairs of the red grid left out of the fit; empty = the whole
+    # 6000-8800 AA region, as in Du et al. (2021)
+    mask_windows_aa: tuple[float, ...] = ()
+
+    k_best: int = 10                 # templates whose labels are interpolated (paper §4.1)
+    n_candidates: int = 40           # best templates of the float32 screen refitted in float64 (>= k_best)
+    # label weights exp(-D / (2 T)) of the k best: 'chi2' D = dchi2 (the formal likelihood,
+    # collapses onto one template at high S/N); 'reduced' D = dchi2 / best chi2_nu; 'signal'
+    # D = dchi2 / (S/N)^2 per pixel (T then independent of S/N); 'uniform' equal weights
+    weighting: str = "signal"
+
+    # T of the weights; 0.01-0.1 was best on two smooth synthetic libraries at S/N 10-100
+    # (udfs tests); tune it on the synthetic universe against truth
+    temperature: float = 0.03
+
+    # edge-of-library flag: every k-best template carrying this fraction of the weight lies on
+    # the boundary of the library's convex hull in label space
+    edge_weight_min: float = 0.1
+
+    poor_fit_chi2_nu: float = 3.0    # poor-fit flag above this reduced chi2 of the best template
+    min_good_pix_frac: float = 0.5   # too-few-pixels flag below this fraction of the used red-grid pixels
+    # a template is fitted to a spectrum only where they share this fraction of the spectrum's
+    # good pixels (a partial library such as MILES covers ~58% of the red grid)
+    min_overlap_frac: float = 0.5
+
+    rv_halfwidth_kms: float = 500.0  # RV fit (header RV missing): trial velocities -w..+w
+    rv_step_kms: float = 5.0         # RV grid step (the minimum is refined by a parabola)
+    rv_n_templates: int = 3          # best templates the RV is fitted against
+    # RV-fit-poor flag below this depth of the chi2 curve (median - min, in Delta chi2 at
+    # chi2_nu = 1): stars reached >= 150 at S/N 5, pure noise <= 77 (udfs tests)
+    rv_min_depth_dchi2: float = 100.0
+
+    batch_spectra: int = 256         # observations per GEMM batch (GEMM outputs ~60 MB for 5,105 templates)
+
+
+@dataclass(frozen=True)
 class CatalogSystematics:
     """Injected systematic offsets (catalogue - truth) of one catalogue x class."""
 
@@ -387,6 +427,7 @@ class Config:
     library: LibraryConfig = LibraryConfig()
     report: ReportConfig = ReportConfig()
     nn: NnConfig = NnConfig()
+    laspm: LaspmConfig = LaspmConfig()
     synth: SynthConfig = SynthConfig()
 
     def flat(self) -> dict[str, Any]:
