@@ -75,6 +75,7 @@ class Model:
     partition_by: str | None = None
     partitions: str | None = None
     partition_token: str | None = None              # SELECT of one value: the partition's own input fingerprint
+    token_only: tuple[str, ...] = ()                # dependencies and config keys only partition_token reads
 
     @property
     def is_partitioned(self) -> bool:

@@ -86,9 +86,12 @@ def python_model(name: str, layer: str, *, columns: dict[str, Any] | Callable,
                 continue
             deps |= set(d)
             sql_keys |= used
+        token_only: set[str] = set()
         if partition_token:
             try:
                 d, used = analyse_sql(partition_token)
+                # what only the token reads is the partition's own fingerprint, not every partition's input
+                token_only = (set(d) - deps) | (used - sql_keys - set(params))
                 deps |= set(d)
                 sql_keys |= used
             except ModelError as e:
@@ -118,6 +121,7 @@ def python_model(name: str, layer: str, *, columns: dict[str, Any] | Callable,
             grain=grain, column_docs=docs, path=Path(inspect.getsourcefile(fn) or ""), fn=fn,
             columns=columns, inputs=tuple(sorted((inputs or {}).items())), udf_modules=udf_modules,
             partition_by=partition_by, partitions=partitions, partition_token=partition_token,
+            token_only=tuple(sorted(token_only)),
             sha256=hashlib.sha256((declaration + code_sha).encode()).hexdigest(),
             error=f"{name}: " + "; ".join(problems) if problems else None)
         _REGISTRY[f"{fn.__module__}:{name}"] = model
