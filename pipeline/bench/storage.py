@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from . import benchmark
 
 REAL_LAMOST = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "lamost"
 SCALARS = ["obsid", "loglam0", "dloglam"]
+READ_BATCH = 2048                  # spectra per record batch read back (DuckDB's vector size)
 # the ingest writer's options before this benchmark chose new ones (the "before")
 BEFORE_INGEST = dict(use_dictionary=["obsid"], write_statistics=SCALARS, compression="zstd",
                      compression_level=1)
@@ -133,30 +135,45 @@ def column_encodings(path: Path) -> dict[str, set[str]]:
     return out
 
 
-def _flat(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(values, offsets) of a list column, chunks concatenated."""
-    arr = column.combine_chunks()
-    offsets = np.asarray(arr.offsets)
-    return arr.flatten().to_numpy(zero_copy_only=False), offsets - offsets[0]
+def _bits(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    """(list lengths, values) of a list column, float values reinterpreted as int32 (no copy)."""
+    values = [chunk.flatten() for chunk in column.chunks]
+    values = [v.view(pa.int32()) if pa.types.is_floating(v.type) else v for v in values]
+    return pc.list_value_length(column), pa.chunked_array(values, values[0].type if values else None)
 
 
 def assert_bit_identical(got: pa.Table, want: pa.Table, columns: tuple[str, ...]) -> None:
-    """Raise when a list column read back differs in any bit (floats compared as uint32)."""
+    """Raise when a list column read back differs in any bit (floats compared as int32, so
+    -0.0 differs from 0.0), its spectrum boundaries included; chunking may differ."""
     for name in columns:
-        gv, go = _flat(got.column(name))
-        wv, wo = _flat(want.column(name))
-        if gv.dtype.kind == "f":
-            gv, wv = gv.view(np.uint32), wv.view(np.uint32)
-        if not (np.array_equal(go, wo) and np.array_equal(gv, wv)):
+        (g_len, g_val), (w_len, w_val) = _bits(got.column(name)), _bits(want.column(name))
+        if not (g_len.equals(w_len) and g_val.equals(w_val)):
             raise AssertionError(f"{name}: values read back differ from those written")
 
 
-def read_pyarrow(path: Path) -> pa.Table:
-    return pq.read_table(path, columns=["flux", "ivar"])
+def read_pyarrow(path: Path, batch_rows: int = READ_BATCH) -> Iterator[pa.RecordBatch]:
+    """flux, ivar in batches of ``batch_rows`` spectra (streamed, as the stages read)."""
+    return pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=["flux", "ivar"])
 
 
-def read_duckdb(path: Path, con) -> pa.Table:
-    return con.sql("select flux, ivar from read_parquet($1)", params=[str(path)]).to_arrow_table()
+def read_duckdb(path: Path, con, batch_rows: int = READ_BATCH) -> Iterator[pa.RecordBatch]:
+    """The same through DuckDB ``read_parquet`` (Arrow record batches)."""
+    return iter(con.sql("select flux, ivar from read_parquet($1)", params=[str(path)])
+                .to_arrow_reader(batch_rows))
+
+
+def consume(batches: Iterable[pa.RecordBatch], want: pa.Table | None = None) -> int:
+    """Turn each batch's flux and ivar into flat numpy arrays (zero copy); with ``want``,
+    assert them bit-identical to its rows, in order. Returns the number of spectra read."""
+    n = 0
+    for batch in batches:
+        [batch.column(c).flatten().to_numpy() for c in ("flux", "ivar")]
+        if want is not None:
+            assert_bit_identical(pa.Table.from_batches([batch]), want.slice(n, batch.num_rows), ("flux", "ivar"))
+        n += batch.num_rows
+    if want is not None and n != want.num_rows:
+        raise AssertionError(f"read {n} spectra back, wrote {want.num_rows}")
+    return n
 
 
 def column_bytes(path: Path) -> dict[str, int]:
@@ -171,63 +188,85 @@ def column_bytes(path: Path) -> dict[str, int]:
     return out
 
 
-def _seconds(fn) -> tuple[float, float]:
-    """(wall, CPU of all this process's threads) seconds of ``fn()``."""
+def _timed(fn):
+    """(wall s, CPU s of all this process's threads, result) of ``fn()``."""
     t0, c0 = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - t0, time.process_time() - c0
-
-
-def _to_numpy(table: pa.Table) -> list:
-    return [_flat(table.column(c)) for c in ("flux", "ivar")]
+    result = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, result
 
 
 def measure(tables: dict, layouts: dict[str, Layout], folder: Path, repeats: int = 2,
-            timed: bool = True) -> dict[str, dict]:
+            timed: bool = True, rss: bool = False) -> dict[str, dict]:
     """Per layout: bytes per spectrum and (``timed``) write MB/s and read spectra/s.
 
-    Every layout's file is checked bit-identical through both readers; the reads (flux +
-    ivar to flat numpy arrays) are timed round-robin over the layouts, ``repeats`` rounds,
-    best kept, so a machine that gets busier during the run slows every layout alike.
-    Spectra per CPU-second (all threads of this process) are reported beside spectra per
-    wall-second: on a shared machine they are the steadier figure.
+    Every layout's file is read back through both readers and checked bit-identical (the
+    first round of reads; pixmask through pyarrow). The reads (flux + ivar to numpy) are
+    timed round-robin over the layouts, ``repeats`` rounds, best kept, so a machine that
+    gets busier during the run slows every layout alike. Spectra per CPU-second (all
+    threads of this process) are reported beside spectra per wall-second: on a shared
+    machine they are the steadier figure. ``rss``: also the peak RSS each reader adds
+    (``read_rss_mb``).
     """
     import duckdb
 
     out: dict[str, dict] = {}
     paths: dict[str, Path] = {}
     con = duckdb.connect()
+    readers = {"pyarrow": read_pyarrow, "duckdb": lambda path: read_duckdb(path, con)}
     try:
         for name, layout in layouts.items():
             table = tables[layout.pixmask]
             paths[name] = path = folder / f"{name}.parquet"
-            t_write, _ = _seconds(lambda: write(table, path, layout))
-            for got in (read_pyarrow(path), read_duckdb(path, con)):
-                assert_bit_identical(got, table, ("flux", "ivar"))
+            t_write, c_write, _ = _timed(lambda: write(table, path, layout))
             assert_bit_identical(pq.read_table(path, columns=["pixmask"]), table, ("pixmask",))
             out[name] = {"bytes_per_spectrum": round(path.stat().st_size / table.num_rows)}
             if timed:
-                raw = sum(_flat(table.column(c))[0].size for c in ("flux", "ivar", "pixmask")) * 4
+                raw = 4 * sum(pc.sum(pc.list_value_length(table.column(c))).as_py()
+                              for c in ("flux", "ivar", "pixmask"))
                 out[name]["write_raw_mb_per_s"] = round(raw / t_write / 1e6, 1)
-        if timed:
-            best: dict[tuple[str, str], tuple[float, float]] = {}
-            readers = {"pyarrow": lambda p: _to_numpy(read_pyarrow(p)),
-                       "duckdb": lambda p: _to_numpy(read_duckdb(p, con))}
-            for _ in range(repeats):
-                for name, path in paths.items():
-                    for how, read in readers.items():
-                        wall, cpu = _seconds(lambda: read(path))
-                        prev = best.get((name, how), (wall, cpu))
-                        best[name, how] = (min(prev[0], wall), min(prev[1], cpu))
-            for (name, how), (wall, cpu) in best.items():
-                n = tables[layouts[name].pixmask].num_rows
-                out[name][f"read_{how}_spectra_per_s"] = round(n / wall)
-                out[name][f"read_{how}_spectra_per_cpu_s"] = round(n / max(cpu, 1e-6))
+                out[name]["write_raw_mb_per_cpu_s"] = round(raw / max(c_write, 1e-6) / 1e6, 1)
+        best: dict[tuple[str, str], tuple[float, float]] = {}
+        for round_ in range(repeats if timed else 1):
+            for name, path in paths.items():
+                for how, read in readers.items():
+                    want = tables[layouts[name].pixmask] if round_ == 0 else None
+                    wall, cpu, _ = _timed(lambda: consume(read(path), want))
+                    prev = best.get((name, how), (wall, cpu))
+                    best[name, how] = (min(prev[0], wall), min(prev[1], cpu))
+        for (name, how), (wall, cpu) in best.items() if timed else ():
+            n = tables[layouts[name].pixmask].num_rows
+            out[name][f"read_{how}_spectra_per_s"] = round(n / wall)
+            out[name][f"read_{how}_spectra_per_cpu_s"] = round(n / max(cpu, 1e-6))
+            if rss:
+                out[name][f"read_{how}_rss_added_mb"] = read_rss_mb(how, paths[name])
     finally:
         con.close()
         for path in paths.values():
             path.unlink(missing_ok=True)
     return out
+
+
+_RSS_PROBE = """
+import resource, sys, duckdb
+from pathlib import Path
+from mgold.pipeline.bench.storage import consume, read_duckdb, read_pyarrow
+con = duckdb.connect()
+path = Path(sys.argv[2])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+consume(read_pyarrow(path) if sys.argv[1] == "pyarrow" else read_duckdb(path, con))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def read_rss_mb(how: str, path: Path) -> float:
+    """MB of peak RSS that streaming ``path`` through reader ``how`` adds, in a fresh process
+    (a process's peak only grows, so each reading needs its own)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _RSS_PROBE, how, str(path)], capture_output=True,
+                         text=True, check=True, timeout=300)
+    return round(float(out.stdout.split()[-1]))
 
 
 def tiled(specs: list, times: int) -> list:
@@ -247,8 +286,8 @@ def bench_storage(n_spectra: int = 2000, repeats: int = 2, seed: int = 0,
 
     The candidates are written in row groups of ``n_spectra // 4`` (both cores read, as in a
     20,000-spectrum part); the row-group sizes 1k/2k/4k are compared with the chosen options
-    on the synthetic sample tiled to 8,000 spectra (reads timed once: with >= 2 groups per
-    file the group size changes only the memory a reader holds, not the bytes or the speed).
+    on the synthetic sample tiled to 8,000 spectra: bytes, speed (reads timed once) and the
+    peak RSS a streaming reader adds, which is what the group size mostly changes.
     """
     from ..config import DEFAULT
     from ..ingest.lamost import PARQUET_OPTIONS, SPECTRA_SCHEMA
@@ -278,9 +317,9 @@ def bench_storage(n_spectra: int = 2000, repeats: int = 2, seed: int = 0,
             figures[f"{sample}_chosen_gb_per_million_spectra"] = round(after / 1e3, 1)
         big = {mask_type: spectra_arrow(tiled(samples["synth"], 4), mask_type)}
         by_group = {f"rg{g}": Layout(PARQUET_OPTIONS, mask_type, g) for g in (1000, 2000, 4000)}
-        for name, figs in measure(big, by_group, Path(tmp), repeats=1).items():   # bytes are the figure
+        for name, figs in measure(big, by_group, Path(tmp), repeats=1, rss=True).items():
             figures.update({f"synth_x4_chosen_{name}_{k}": v for k, v in figs.items()})
-    for key in ("write_raw_mb_per_s", *(f"read_{how}_spectra_per_{per}" for how in ("pyarrow", "duckdb")
+    for key in ("write_raw_mb_per_s", "write_raw_mb_per_cpu_s", *(f"read_{how}_spectra_per_{per}" for how in ("pyarrow", "duckdb")
                                         for per in ("s", "cpu_s"))):
         figures[f"synth_ratio_{key}_chosen_over_before"] = round(
             figures[f"synth_chosen_{key}"] / figures[f"synth_before_ingest_{key}"], 2)
