@@ -246,24 +246,29 @@ def measure(tables: dict, layouts: dict[str, Layout], folder: Path, repeats: int
     return out
 
 
+# VmHWM, not ru_maxrss: Linux carries a parent's ru_maxrss over fork + exec into the child
 _RSS_PROBE = """
-import resource, sys, duckdb
+import re, sys, duckdb
 from pathlib import Path
 from mgold.pipeline.bench.storage import consume, read_duckdb, read_pyarrow
+def peak_kb():
+    return int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1))
 con = duckdb.connect()
 path = Path(sys.argv[2])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kb()
 consume(read_pyarrow(path) if sys.argv[1] == "pyarrow" else read_duckdb(path, con))
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+print((peak_kb() - before) / 1024)
 """
 
 
 def read_rss_mb(how: str, path: Path) -> float:
     """MB of peak RSS that streaming ``path`` through reader ``how`` adds, in a fresh process
-    (a process's peak only grows, so each reading needs its own)."""
+    (a process's peak only grows, so each reading needs its own); NaN without /proc."""
     import subprocess
     import sys
 
+    if not Path("/proc/self/status").is_file():
+        return float("nan")
     out = subprocess.run([sys.executable, "-c", _RSS_PROBE, how, str(path)], capture_output=True,
                          text=True, check=True, timeout=300)
     return round(float(out.stdout.split()[-1]))

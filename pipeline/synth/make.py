@@ -4,7 +4,8 @@ Layout of ``out``::
 
     manifest.json        preset, seed, format, generator hash, flat synth config, files [{kind, path}],
                          truth [paths]
-    lamost/              spectra: Parquet batches, or one DR9+/DR13 FITS file per spectrum
+    lamost/              spectra: Parquet batches in the landing layout (header columns + ingest's
+                         spectra columns and encodings), or one DR9+/DR13 FITS file per spectrum
     catalogs/            one file per catalogue kind (FITS, CSV or Parquet, like the real ones)
     truth/*.parquet      stars, spectra, injected_offsets, label_rows: evaluation only
 

@@ -3,8 +3,10 @@
 Parquet (no timestamps), CSV (pyarrow, fixed float formatting) and FITS (astropy,
 no DATE / CHECKSUM cards) so the same seed and preset give byte-identical files.
 LAMOST spectra go either to Parquet batches (one row per spectrum, lists of
-flux/ivar/pixmask) or to one DR9+/DR13-layout FITS file per spectrum (empty
-primary HDU with the header keys, 1-row BINTABLE ``COADD``).
+flux/ivar/pixmask, typed and encoded exactly as ingest writes its landing parts:
+``lamost.SPECTRA_SCHEMA`` / ``PARQUET_OPTIONS``, plus the header columns) or to one
+DR9+/DR13-layout FITS file per spectrum (empty primary HDU with the header keys,
+1-row BINTABLE ``COADD``).
 """
 
 from __future__ import annotations
