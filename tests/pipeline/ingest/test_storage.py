@@ -114,7 +114,8 @@ def test_ingest_parts_and_synthetic_files_share_the_chosen_layout(tmp_path):
     cfg = config_for("tiny", seed=3, sets=["synth.n_stars=40"])
     assert cfg.synth.spectra_compression == PARQUET_OPTIONS["compression"]
     stars = make_stars(cfg.synth)
-    (rel,) = [f["path"] for f in write_spectra(cfg, tmp_path / "u", "parquet", stars, make_visits(cfg.synth, stars))]
+    files = write_spectra(cfg, tmp_path / "u", "parquet", stars, make_visits(cfg.synth, stars))
+    (rel,) = [f["path"] for f in files]
     synth_file = tmp_path / "u" / rel
     report = ingest_lamost([synth_file], tmp_path / "w.duckdb", DEFAULT, workers=1)
     assert report.files_loaded == 1
@@ -154,4 +155,5 @@ def test_storage_benchmark_reports_sizes_and_read_rates_of_each_layout(tmp_path)
         assert res[f"synth_{name}_read_duckdb_spectra_per_s"] > 0
         assert res[f"synth_{name}_write_raw_mb_per_s"] > 0
     assert {f"synth_x4_chosen_rg{g}_bytes_per_spectrum" for g in (1000, 2000, 4000)} <= set(res)
+    assert all(res[f"synth_x4_chosen_rg{g}_read_duckdb_rss_added_mb"] >= 0 for g in (1000, 2000, 4000))
     assert not any(k.startswith("real_") for k in res)
