@@ -413,7 +413,11 @@ class SynthConfig:
     sky_residual_sigma: float = 3.0            # sky-line residual amplitude, in units of the pixel noise
     join_mismatch: float = 0.04                # blue/red arm flux mismatch near 5700-5900 A
     spectra_per_file: int = 4000               # rows per spectra Parquet file (= generation batch)
-    spectra_compression: str = "none"          # Parquet codec of synthetic spectra (noisy floats: zstd saves ~35% at ~2x the write cost)
+    # Parquet codec of synthetic spectra files, written otherwise with the ingest writer's options
+    # (lamost.PARQUET_OPTIONS, BYTE_STREAM_SPLIT floats); the default is that writer's codec, so the
+    # files are in the landing layout. Measured: 23.8 kB/spectrum vs 47.1 kB with "none", same
+    # generation wall time (writes overlap generation), ~15% more CPU
+    spectra_compression: str = "zstd"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Layout of ``out``::
 
     manifest.json        preset, seed, format, generator hash, flat synth config, files [{kind, path}],
                          truth [paths]
-    lamost/              spectra: Parquet batches, or one DR9+/DR13 FITS file per spectrum
+    lamost/              spectra: Parquet batches in the landing layout (header columns + ingest's
+                         spectra columns and encodings), or one DR9+/DR13 FITS file per spectrum
     catalogs/            one file per catalogue kind (FITS, CSV or Parquet, like the real ones)
     truth/*.parquet      stars, spectra, injected_offsets, label_rows: evaluation only
 
@@ -32,7 +33,8 @@ from mgold.pipeline.synth.observe import C_KMS, DATA_V, RV_FAILED, Observer, mak
 from mgold.pipeline.synth.stars import make_stars, stream
 from mgold.pipeline.synth.truth import load_truth, write_truth  # noqa: F401  (load_truth re-exported)
 from mgold.pipeline.synth.writers import (spectra_table, spectrum_fits_name, to_arrow, write_csv,
-                                          write_fits_table, write_parquet, write_spectrum_fits)
+                                          write_fits_table, write_parquet, write_spectra_parquet,
+                                          write_spectrum_fits)
 
 FORMATS = ("parquet", "fits")
 # catalogue kind -> (file name, writer): formats like the real releases
@@ -95,7 +97,7 @@ def write_spectra(cfg: Config, out: Path, fmt: str, stars: dict, visits: dict) -
             if fmt == "parquet":
                 rel = f"lamost/spectra-{b:05d}.parquet"
                 table = spectra_table(header, res["flux"], res["ivar"], res["pixmask"])
-                pending = pool.submit(write_parquet, table, out / rel, cfg.ingest.spectra_per_row_group,
+                pending = pool.submit(write_spectra_parquet, table, out / rel, cfg.ingest.spectra_per_row_group,
                                       s.spectra_compression)
                 files.append({"kind": "lamost", "path": rel})
             else:
