@@ -95,12 +95,14 @@ def synthetic_spectra(n_spectra: int, seed: int = 0) -> list:
 
 def real_spectra(root: Path = REAL_LAMOST) -> list:
     """Every readable LAMOST LRS file under ``root`` (empty list when it is absent)."""
+    from ..config import DEFAULT
     from ..ingest.lamost_fits import BadSpectrum, file_bytes, read_spectrum
 
     out = []
     for path in sorted(root.rglob("*.fit*")) if root.is_dir() else []:
         try:
-            out.append(read_spectrum(path, file_bytes(path)[0], 1e-6))
+            out.append(read_spectrum(path, file_bytes(path)[0], DEFAULT.ingest.loglinear_rtol,
+                                     DEFAULT.ingest.min_pixels))
         except BadSpectrum:
             continue   # the MRS file and the like: refused by ingest too
     return out
