@@ -264,6 +264,11 @@ class NnConfig:
 class LaspmConfig:
     """LASPM template chi^2 fits on the red grid (paper §4, Du et al. 2021; udfs/laspm.py)."""
 
+    # the template libraries fitted by every build, one result set (partition of lsp_results) each:
+    # 'golden' and 'model_grid' are derived (lsp_library), any other name an ingested library
+    # (mgold ingest library); a result set no longer listed is dropped, saying so
+    libraries: tuple[str, ...] = ("golden", "model_grid")
+
     poly_degree: int = 2             # degree of the multiplicative Legendre polynomial P(x) per template
     # rest-frame AA lo/hi pairs of the red grid left out of the fit; empty = the whole
     # 6000-8800 AA region, as in Du et al. (2021)

@@ -74,8 +74,10 @@ class Model:
     # per value of the config key ``partitions`` (a tuple); each partition has its own ledger entry
     partition_by: str | None = None
     partitions: str | None = None
-    partition_token: str | None = None              # SELECT of one value: the partition's own input fingerprint
-    token_only: tuple[str, ...] = ()                # dependencies and config keys only partition_token reads
+    # the partition's own input fingerprint: a SELECT of one value, or a function of the model context
+    partition_token: str | Callable | None = field(default=None, compare=False, repr=False)
+    partition_inputs: tuple[str, ...] = ()          # inputs only some partitions read (their relations may be absent)
+    token_only: tuple[str, ...] = ()                # dependencies and keys only the token / partition inputs read
 
     @property
     def is_partitioned(self) -> bool:

@@ -52,9 +52,12 @@ import pyarrow.parquet as pq
 
 from ..config import Config
 from ..progress import progress
-from ..datafiles import (SPECTRA_KIND, refresh_spectra_view, register_data_file, sha256_of, spectra_dir_of, warehouse_path)
+from ..datafiles import (SPECTRA_KIND, refresh_spectra_view, register_data_file, sha256_of, spectra_dir_of,
+                         warehouse_path)
 from ..warehouse import finish_run, new_run_id, record_ingest_error, refuse_mixing, start_run, transaction
 from . import IngestReport
+from .catalog import landing_ddl
+from .catalog_maps import KINDS
 from .lamost_fits import (BadSpectrum, HEADER_COLUMNS, Spectrum, check_length, clean_pixels,
                           fill_rv, init_worker, null_sentinels, read_many, read_one, unspill)
 
@@ -118,6 +121,8 @@ def ingest_lamost(con: duckdb.DuckDBPyConnection, paths: list[Path], cfg: Config
     own_run = run_id is None
     run_id = run_id or new_run_id()
     con.execute(HEADERS_DDL)
+    # the catalogue that completes headers (stg_lamost) may never be ingested: empty, it completes nothing
+    con.execute(landing_ddl(KINDS["lamost_catalog"]))
     if own_run:
         start_run(con, cfg, run_id, "ingest lamost")
     out_dir = spectra_dir_of(con)

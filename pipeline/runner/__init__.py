@@ -75,13 +75,15 @@ class ModelState:
 def run(con: duckdb.DuckDBPyConnection, project: Project, cfg: Config = DEFAULT, select: str | None = None,
         full_refresh: bool = False, until_layer: str | None = None,
         on_event: Callable[[ModelResult], None] | None = None, run_id: str | None = None,
-        command: str = "sql run") -> list[ModelResult]:
+        command: str = "sql run", skip_unbuildable: bool = False) -> list[ModelResult]:
     """Build the selected models of ``project`` that are stale, in topological order.
 
     A failed model keeps its previous relation, is recorded as failed in
     meta.model_runs, and its downstream models are skipped; run() still returns
     normally (the caller decides the exit status). ``on_event(result)`` is called
-    after each model, fresh and skipped ones included.
+    after each model, fresh and skipped ones included. ``skip_unbuildable``: a selected model
+    whose upstream model is neither selected nor built is skipped (saying which), not failed
+    (``mgold laspm run`` on a warehouse of ingested spectra alone).
     """
     models = project.models
     chosen = select_models(models, select, until_layer)
@@ -99,14 +101,17 @@ def run(con: duckdb.DuckDBPyConnection, project: Project, cfg: Config = DEFAULT,
         started = dt.datetime.now()
         t0 = time.perf_counter()
         upstream = {d: ledger.token(d) for d in m.depends_on}
-        bad_up = [d for d in m.upstream_models if d in broken]
+        bad_up = [d for d in m.upstream_models if d in broken and d not in m.token_only]
+        missing_up = [d for d in m.upstream_models if d not in m.token_only and d not in chosen
+                      and relation_kind(con, d) is None] if skip_unbuildable else []
         if m.error or name in project.cyclic:
             err = m.error or f"{name}: dependency cycle through {', '.join(sorted(project.cyclic))}"
             res = ModelResult(name, m.layer, "failed", error=err, reason="broken model")
             ledger.record(m, "failed", run_id, started, upstream, None, None, err)
             broken[name] = "failed"
-        elif bad_up:
-            res = ModelResult(name, m.layer, "skipped", reason=f"upstream {bad_up[0]} {broken[bad_up[0]]}")
+        elif bad_up or missing_up:
+            why = f"upstream {bad_up[0]} {broken[bad_up[0]]}" if bad_up else f"needs {missing_up[0]}, not built"
+            res = ModelResult(name, m.layer, "skipped", reason=why)
             ledger.record(m, "skipped", run_id, started, upstream, None, None, res.reason)
             broken[name] = "skipped"
         elif m.is_partitioned:

@@ -104,6 +104,15 @@ class ModelContext:
         finally:
             cur.close()
 
+    def scalar(self, sql: str, *params):
+        """One value of a SELECT over this model's own declared inputs' relations (token functions)."""
+        cur = self._cursor()
+        try:
+            row = cur.execute(sql, list(params)).fetchone()
+        finally:
+            cur.close()
+        return None if row is None else row[0]
+
     def count(self, name: str) -> int:
         cur = self._cursor()
         try:
@@ -199,11 +208,17 @@ def partition_token(con: duckdb.DuckDBPyConnection, m: Model, cfg: Config, parti
     """The value of the model's ``partition_token`` SELECT for one partition (None without one)."""
     if not m.partition_token:
         return None
-    cur = ModelContext(con, m, cfg, "adhoc", partition)._cursor()
+    ctx = ModelContext(con, m, cfg, "adhoc", partition)
+    if callable(m.partition_token):
+        try:
+            return str(m.partition_token(ctx))
+        except (duckdb.Error, ModelError):
+            return None                      # its inputs are not built yet: the partition is stale anyway
+    cur = ctx._cursor()
     try:
         row = cur.execute(m.partition_token).fetchone()
     except duckdb.Error:
-        return None                          # its inputs are not built yet: the partition is stale anyway
+        return None
     finally:
         cur.close()
     return None if row is None else str(row[0])
@@ -268,6 +283,8 @@ def _check_buildable(con: duckdb.DuckDBPyConnection, m: Model) -> None:
     if m.error:
         raise ModelError(m.error)
     for source in m.sources:
+        if source in m.token_only:
+            continue                         # read only by the partitions that need it, if at all
         if relation_kind(con, *reversed(source.split(".", 1))) is None:
             raise ModelError(f"{source} is missing: ingest it first (mgold ingest ...)")
 
