@@ -269,6 +269,12 @@ class LaspmConfig:
     # (mgold ingest library); a result set no longer listed is dropped, saying so
     libraries: tuple[str, ...] = ("golden", "model_grid")
 
+    # science outputs (lsp_precision, lsp_vs_*): paper §4.2 S/N steps of 5 (Fig. 16), the Fig. 17
+    # summary over S/N >= 10, and the S/N > 10 of the StarHorse / APOGEE comparisons (§4.3-4.4)
+    precision_snr_step: float = 5.0
+    precision_snr_min: float = 10.0
+    compare_snr_min: float = 10.0
+
     poly_degree: int = 2             # degree of the multiplicative Legendre polynomial P(x) per template
     # rest-frame AA lo/hi pairs of the red grid left out of the fit; empty = the whole
     # 6000-8800 AA region, as in Du et al. (2021)
@@ -563,7 +569,7 @@ AT_LEAST_ONE = (
     "synth.n_stars", "synth.max_visits", "synth.spectra_per_file", "spectra.sedcal_iterations")
 POSITIVE = (
     "xmatch.radius_arcsec", "xmatch.catalog_radius_arcsec", "xmatch.zone_height_deg", "select.cmd_color_step_mag",
-    "select.cmd_clip_nsigma", "select.dwarf_dist_max_kpc", "select.giant_dist_max_kpc", "labels.offset_clip_nsigma",
+    "select.cmd_clip_nsigma", "select.dwarf_dist_max_kpc", "laspm.precision_snr_step", "select.giant_dist_max_kpc", "labels.offset_clip_nsigma",
     "spectra.dloglam", "clean.bin_teff_k", "clean.bin_logg_dex", "clean.bin_mh_dex", "clean.dbscan_eps",
     "clean.figure_eps_alt", "labels.dwarf_max_dteff_k", "labels.dwarf_max_dlogg_dex", "labels.dwarf_max_dmh_dex",
     "labels.giant_max_dteff_k", "labels.giant_max_dlogg_dex", "labels.giant_max_dmh_dex", "ingest.loglinear_rtol")
