@@ -31,6 +31,9 @@ class IngestConfig:
     spectra_per_file: int = 20000    # spectra per Parquet part file
     loglinear_rtol: float = 1e-6     # tolerance when verifying a log-linear wavelength grid
     catalog_batch_rows: int = 100_000  # catalogue rows read, cast and landed per batch (bounds memory)
+    # a Parquet spectra table already in the landing layout (the synthetic universe's) whose rows are all
+    # clean becomes a landing part by a hard link: each spectrum stored once (issue 13)
+    adopt_spectra_tables: bool = True
 
     # spectra with fewer pixels are refused: LAMOST LRS spectra have ~3900 (3751-3909 in the 293
     # real LRS files of ../shared/data/real, all layouts), so a much shorter one is a cut or a stamp

@@ -58,8 +58,11 @@ class Ledger:
                 [table, table, kinds]).fetchall()]
             rows = None
             if relation_kind(self.con, table, schema):
-                rows = self.con.execute(
-                    f"select count(*) from {quote_ident(schema)}.{quote_ident(table)}").fetchone()[0]
+                try:
+                    rows = self.con.execute(
+                        f"select count(*) from {quote_ident(schema)}.{quote_ident(table)}").fetchone()[0]
+                except duckdb.Error as e:        # a view over a damaged file: stale, and doctor says why
+                    rows = f"unreadable: {str(e).splitlines()[0]}"
             payload = json.dumps([shas, rows])
             self._sources[source] = hashlib.sha256(payload.encode()).hexdigest()
         return self._sources[source]
