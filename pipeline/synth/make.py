@@ -179,11 +179,14 @@ def _write_universe(cfg: Config, out: Path, fmt: str) -> None:
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
-def manifest_complete(out: Path) -> str | None:
-    """None when every file the manifest lists is present with its recorded size, else why not."""
+def manifest_complete(out: Path, pruned_ok: set[str] = frozenset()) -> str | None:
+    """None when every file the manifest lists is present with its recorded size, else why not;
+    a file in ``pruned_ok`` (ingested, then removed with --no-keep-inputs) may be absent."""
     m = json.loads((Path(out) / "manifest.json").read_text())
     for f in m["files"] + [{"path": t} for t in m.get("truth", [])]:
         p = Path(out) / f["path"]
+        if not p.is_file() and str(p) in pruned_ok:
+            continue
         if not p.is_file():
             return f"{p} is missing"
         if "bytes" in f and p.stat().st_size != f["bytes"]:
