@@ -271,6 +271,7 @@ class LaspmConfig:
     # 'golden' and 'model_grid' are derived (lsp_library), any other name an ingested library
     # (mgold ingest library); a result set no longer listed is dropped, saying so
     libraries: tuple[str, ...] = ("golden", "model_grid")
+    udf_library: str = "golden"      # the library of the laspm_fit() SQL function (mgold sql query)
 
     # science outputs (lsp_precision, lsp_vs_*): paper §4.2 S/N steps of 5 (Fig. 16), the Fig. 17
     # summary over S/N >= 10, and the S/N > 10 of the StarHorse / APOGEE comparisons (§4.3-4.4)

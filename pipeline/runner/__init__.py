@@ -188,7 +188,14 @@ def build_models(con: duckdb.DuckDBPyConnection, names: list[str], cfg: Config =
     ledger (unit tests, notebooks); returns rows per model. A broken model raises ModelError."""
     project = project or Project.load()
     bind_config(con, cfg)
-    return {n: build_one(con, project.models[n], cfg, "adhoc") for n in names}
+    out: dict[str, int | None] = {}
+    for n in names:
+        m = project.models[n]
+        if m.is_partitioned:
+            out[n] = sum(build_partition(con, m, cfg, "adhoc", p) for p in cfg.flat()[m.partitions])
+        else:
+            out[n] = build_one(con, m, cfg, "adhoc")
+    return out
 
 
 def model_states(con: duckdb.DuckDBPyConnection, project: Project, cfg: Config = DEFAULT) -> list[ModelState]:

@@ -184,3 +184,49 @@ def build_results(ctx):
     lib = prepare_library(flux, ivar, labels, cfg.laspm.poly_degree, loglam0, dloglam, mask)
     for rb in ctx.batches("spectra", 4 * cfg.laspm.batch_spectra, desc=f"lsp_results[{ctx.partition}]"):
         yield fit_spectra(rb, lib, ids, cfg, ctx.partition, ctx.run_id)
+
+
+# --------------------------------------------------------------------------- the laspm_fit SQL function
+
+UDF_FIELDS = (("teff_k", "DOUBLE"), ("logg_dex", "DOUBLE"), ("mh_dex", "DOUBLE"), ("teff_err_k", "DOUBLE"),
+              ("logg_err_dex", "DOUBLE"), ("mh_err_dex", "DOUBLE"), ("chi2_nu", "DOUBLE"),
+              ("rv_used_kms", "DOUBLE"), ("flags", "INTEGER"))
+
+
+def register_laspm_udf(con, cfg, library: str | None = None) -> None:
+    """``laspm_fit(flux, ivar, loglam0, dloglam, rv_kms)`` as a DuckDB function on ``con``: the engine
+    over library ``library`` (default ``laspm.udf_library``), read once from the warehouse. A NULL
+    ``rv_kms`` is fitted, as in lsp_results. Returns a struct of the labels, errors, chi2_nu, the RV
+    used and the flags."""
+    import duckdb
+    from duckdb.sqltypes import DOUBLE, FLOAT, INTEGER
+
+    library = library or cfg.laspm.udf_library
+    rel = "lsp_library" if library in DERIVED else "landing.library_spectra"
+    try:
+        table = con.sql(f"select {TEMPLATE_COLUMNS} from {rel} where library = ? order by template_id",
+                        params=[library]).to_arrow_table()
+    except duckdb.CatalogException:
+        raise ModelError(f"laspm_fit: no library {library!r} in this warehouse ({rel} is missing)") from None
+    _, flux, ivar, labels = library_arrays(table, library)
+    loglam0, dloglam, n = grid(cfg, "red")
+    lib = prepare_library(flux, ivar, labels, cfg.laspm.poly_degree, loglam0, dloglam,
+                          pixel_mask_outside(loglam0, dloglam, n, cfg.laspm.mask_windows_aa))
+
+    def fit(flux, ivar, loglam0, dloglam, rv_kms):
+        fv, off, valid = list_to_numpy(flux)
+        iv, _, valid_iv = list_to_numpy(ivar)
+        rv = rv_kms.to_numpy(zero_copy_only=False).astype(np.float64)
+        res = fit_observed(fv, iv, off, loglam0.to_numpy(zero_copy_only=False).astype(np.float64),
+                           dloglam.to_numpy(zero_copy_only=False).astype(np.float64), rv, lib, cfg.laspm)
+        f = res.fit
+        cols = [*(f.labels[:, j] for j in range(3)), *(f.labels_err[:, j] for j in range(3)), f.chi2_nu,
+                res.rv_used_kms]
+        arrays = [pa.array(np.where(np.isfinite(c), c, np.nan), from_pandas=True) for c in cols]
+        arrays.append(pa.array(f.flags, pa.int32()))
+        return pa.StructArray.from_arrays(arrays, [n for n, _ in UDF_FIELDS], mask=pa.array(~(valid & valid_iv)))
+
+    struct = duckdb.struct_type({name: DOUBLE if t == "DOUBLE" else INTEGER for name, t in UDF_FIELDS})
+    floats = duckdb.list_type(FLOAT)
+    con.create_function("laspm_fit", fit, [floats, floats, DOUBLE, DOUBLE, DOUBLE], struct, type="arrow",
+                        null_handling="special")
