@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Config
-from ..report import PAPER
+from ..report import NOT_BUILT, PAPER
+from ..report import trio_text as _trio_text
 from ..runner import recorded_config
 from .figures import FIGURES, Figure
 
-NOT_BUILT = "not built yet"
 _RELATION = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 
 
@@ -140,13 +140,6 @@ NAMES = {"aspcap": "ASPCAP", "qiu23": "Qiu23", "ding22": "Ding22", "laspm": "LAS
          "teff_k": "Teff (K)", "logg_dex": "log g (dex)", "mh_dex": "[M/H] (dex)"}
 GOLDEN = ("gold_* (golden stage)",)
 LABELLED = ("lbl_labelled_sample",)
-
-
-def _trio_text(values) -> str:
-    """(teff_k, logg_dex, mh_dex) -> '67 K / 0.07 / 0.14 dex' (the paper's way of quoting them)."""
-    if values is None or any(v is None for v in values):
-        return NOT_BUILT
-    return f"{values[0]:.0f} K / {values[1]:.2f} / {values[2]:.2f} dex"
 
 
 def _trio(sql: str, params: list | None = None) -> Callable:
