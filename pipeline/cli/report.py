@@ -124,7 +124,7 @@ def write_report(warehouse: Path, out: Path, headline: bool = False):
         typer.echo("\nheadline figures (paper | mgold):\n" + _table(("§", "quantity", "paper", "mgold"), rows))
     typer.echo(f"{drawn} of {len(rep.figures)} figures drawn, {numbers} of {len(rep.headline)} headline numbers "
                f"measured; accuracy: {', '.join(rep.accuracy) or 'skipped'}")
-    typer.echo(f"report: {rep.index}")
+    typer.echo(f"wrote {rep.index}")
     for n, status in rep.failed.items():
         typer.echo(f"mgold: error: Fig. {n}: {status}", err=True)
     return rep
