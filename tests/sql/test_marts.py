@@ -146,7 +146,7 @@ def test_offsets_sit_beside_the_papers_words_and_say_when_unmeasured():
     a, d = got["aspcap"], got["ding22"]
     assert (a["is_measured"], a["offset_se"], a["paper_offset"], a["unit"]) == (True, 20.0, 87.0, "K")
     assert a["paper_says"] == PAPER_OFFSETS[("aspcap", "dwarf", "teff_k")]
-    assert (d["is_measured"], d["offset"], d["paper_offset"], d["unit"]) == (False, None, None, "dex")
+    assert (d["is_measured"], d["measured_offset"], d["paper_offset"], d["unit"]) == (False, None, None, "dex")
 
 
 def test_paper_offsets_cover_every_catalogue_class_and_label_the_report_shows():
