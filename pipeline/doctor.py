@@ -46,9 +46,12 @@ class Problem:
 def diagnose(con: duckdb.DuckDBPyConnection, project: Project, warehouse: str | Path,
              checksums: bool = True, tests: bool = True) -> list[Problem]:
     """Every problem of the warehouse ``con`` is connected to (``warehouse``: the path as the user
-    wrote it, for the fix commands)."""
+    wrote it, for the fix commands); a warehouse an older mgold wrote gets only its migration."""
     w = f"-w {warehouse}"        # the fix commands' option, as the user wrote the path
-    return [*schema_problems(con, w), *ledger_problems(con, project, w), *relation_problems(con, project, w),
+    old = schema_problems(con, w)
+    if old:
+        return old               # the other checks read what the migrations add
+    return [*ledger_problems(con, project, w), *relation_problems(con, project, w),
             *data_file_problems(con, w, checksums), *orphan_problems(con, w), *run_problems(con, w),
             *(test_problems(con, project, w) if tests else [])]
 

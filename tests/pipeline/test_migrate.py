@@ -58,6 +58,10 @@ def test_migrate_check_says_a_migration_is_pending_and_writes_nothing(old):
     res = invoke("migrate", "--check", "-w", old)
     assert "migration pending" in one_line_error(res) and res.exit_code == 1
     assert "none (before versioning)" in res.stdout and f"writes {SCHEMA_VERSION}" in res.stdout
+    doctor = invoke("doctor", "-w", old)                   # names the one fix that comes first
+    assert doctor.exit_code == 1 and doctor.stdout.splitlines() == [
+        f"meta.schema_version: version none (before versioning), this mgold writes {SCHEMA_VERSION}; "
+        f"fix: mgold migrate -w {old}"], doctor.output
     assert hashlib.sha256(old.read_bytes()).hexdigest() == before
     assert not list(old.parent.glob("*.lock")) and not list(old.parent.glob("*.wal"))
 
