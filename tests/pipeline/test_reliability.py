@@ -62,6 +62,8 @@ def _commands(fits_file: Path) -> dict[str, list[str]]:
         "laspm run": ["laspm", "run", "--library", "miles"], "report laspm": ["report", "laspm"],
         "runs list": ["runs", "list"], "runs show": ["runs", "show", "latest"],
         "runs diff": ["runs", "diff", "previous", "latest"],
+        "laspm run": ["laspm", "run", "--library", "golden"], "report laspm": ["report", "laspm"],
+        "doctor": ["doctor"], "vacuum": ["vacuum"], "migrate": ["migrate"], "catalog": ["catalog"],
     }
 
 
@@ -91,8 +93,8 @@ def test_every_command_fails_in_one_line_on_a_directory(tmp_path, fits_file):
 
 def test_every_command_fails_in_one_line_on_a_missing_or_unwritable_warehouse(tmp_path, fits_file):
     readers = {"sql status", "sql test", "sql show", "sql query", "report labels", "report clean", "report html",
-               "report laspm",
-               "inspect list", "inspect show", "inspect figure", "runs list", "runs show", "runs diff"}
+               "inspect list", "inspect show", "inspect figure", "runs list", "runs show", "runs diff",
+               "report laspm", "doctor", "migrate", "catalog"}
     for name, args in _commands(fits_file).items():
         if name in readers:
             res = invoke(*args, "-w", tmp_path / "typo.duckdb")
