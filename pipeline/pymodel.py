@@ -182,23 +182,28 @@ def code_fingerprint(fn: Callable, *extra: Callable | None) -> tuple[str, tuple[
     """
     parts: list[str] = []
     udfs: set[str] = set()
-    seen: set[int] = set()
+    seen: set = set()             # ids of the objects visited (kept alive in `visited`) and constant texts
+    visited: list = []            # a freed object's id() can be reused: keep every visited one alive
     stack: list[Any] = [f for f in (fn, *extra) if f is not None]
     own = fn.__module__                              # a stage package outside mgold (tests) is followed too
     while stack:
         obj = stack.pop()
+        if isinstance(obj, _Constant):
+            if obj.text not in seen:
+                seen.add(obj.text)
+                parts.append(obj.text)
+            continue
         if id(obj) in seen:
             continue
         seen.add(id(obj))
-        if isinstance(obj, _Constant):
-            parts.append(obj.text)
-            continue
+        visited.append(obj)
         obj = getattr(obj, "py_func", obj)          # numba dispatcher -> python function
         module = obj.__name__ if isinstance(obj, types.ModuleType) else getattr(obj, "__module__", None) or ""
         if module.startswith(UDFS_PACKAGE):
             udfs.add(module)
             continue
-        if (module.startswith("mgold.") or module == own) and module not in NOT_FOLLOWED \
+        generated = isinstance(obj, types.FunctionType) and obj.__code__.co_filename.startswith("<")
+        if (module.startswith("mgold.") or module == own) and module not in NOT_FOLLOWED and not generated \
                 and isinstance(obj, (types.FunctionType, type)):
             linecache.checkcache(inspect.getsourcefile(obj))   # a long-lived process may see an edited file
             parts.append(f"{module}:{obj.__qualname__}\n{inspect.getsource(obj)}")

@@ -332,3 +332,15 @@ def test_a_partitioned_model_rebuilds_only_its_stale_partitions_and_says_what_it
     assert {s.name: s.stale for s in model_states(con, project, token)}["spc_parts"]
     res, built = go(token)                                 # only ding22's own fingerprint changed
     assert built == {"spc_parts[ding22]"}
+
+
+def test_model_hashes_are_the_same_in_every_process():
+    """A hash that changed per process (freed constants' ids reused) rebuilt models on every build."""
+    import subprocess
+    import sys
+
+    code = ("from mgold.pipeline.runner import Project\n"
+            "print(sorted((n, m.sha256) for n, m in Project.load().models.items() if m.is_python))")
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            for _ in range(3)}
+    assert len(runs) == 1
