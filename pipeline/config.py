@@ -258,6 +258,7 @@ class NnConfig:
     min_good_pix_frac: float = 0.5   # a spectrum with fewer good red-grid pixels (ivar > 0, finite) never enters
     # BLAS threads while training: pinned so predictions do not depend on the machine's core count
     blas_threads: int = 1
+    seed: int = 1                    # seeds the fold deals and every fold network (same seed -> same predictions)
 
 
 @dataclass(frozen=True)

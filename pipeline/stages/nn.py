@@ -1,11 +1,14 @@
-"""Neural-net cleaning of the DBSCAN-kept sample (paper §2.5): pure functions, no models yet.
+"""Neural-net cleaning of the DBSCAN-kept sample (paper §2.5): the Python model ``cln_nn_folds``.
 
 ``nn_clean(X, Y, ids, cfg, seed, ivar=None) -> NNResult`` takes the recalibrated red-grid
 spectra (``spc_red_grid``: 6000-8800 AA, 1,657 px, divided by the §2.3.2 polynomial) of the
-stars that survived DBSCAN and their Teff / log g / [M/H] labels, and removes the stars whose
-labels a network trained on the *other* stars cannot reproduce. ``NNResult.to_tables()`` gives
-the two future model outputs ``cln_nn_predictions`` (``PREDICTION_COLUMNS``) and
-``cln_nn_folds`` (``FOLD_COLUMNS``); ``nn_summary`` the figures beside the paper's.
+stars that survived DBSCAN and inspection (``cln_kept``) and their Teff / log g / [M/H] labels,
+and removes the stars whose labels a network trained on the *other* stars cannot reproduce.
+The model ``cln_nn_folds`` (``NN_FOLDS_COLUMNS``, ``NNResult.fold_table``) stores one row per
+(iteration, fold): the fit record and the fold's held-out stars as list columns; the SQL models
+``cln_nn_predictions`` (one row per iteration and star, ``PREDICTION_COLUMNS``: unnested) and
+``cln_nn_kept`` (the survivors) read it. ``nn_summary`` gives the figures beside the paper's.
+The seed is ``nn.seed``.
 
 Inputs (``nn_inputs``)
 ----------------------
@@ -95,12 +98,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
 from ..config import Config
+from ..pymodel import python_model
 
 LABELS = ("teff_k", "logg_dex", "mh_dex")
 PRED_NAMES = ("teff_pred_k", "logg_pred_dex", "mh_pred_dex")
@@ -132,11 +136,19 @@ NN_PARAMS = tuple(f"nn.{k}" for k in (
     "hidden_layers", "k_folds", "max_iterations", "max_dteff_k", "max_dlogg_dex", "max_dmh_dex", "limit_nsigma",
     "max_epochs",
     "batch_size", "learning_rate", "alpha", "tol", "validation_fraction", "n_iter_no_change",
-    "min_good_pix_frac", "blas_threads"))
+    "min_good_pix_frac", "blas_threads", "seed"))
+# cln_nn_folds: FOLD_COLUMNS plus the fold's held-out stars as parallel lists (cln_nn_predictions
+# unnests them) and the run's outcome; fold EXCLUDED_FOLD holds the stars that never entered
+EXCLUDED_FOLD = -1
+STAR_LIST_COLUMNS = {"obsids": "bigint[]", **{c: "double[]" for c in (*LABELS, *PRED_NAMES, *RESID_NAMES)},
+                     "removed": "boolean[]", "reason": "varchar[]", "n_masked_pix": "integer[]"}
+NN_FOLDS_COLUMNS = {**FOLD_COLUMNS, **STAR_LIST_COLUMNS, "n_iterations": "integer", "converged": "boolean",
+                    "stop_reason": "varchar"}
 
 
-@dataclass(frozen=True)
-class FoldFit:
+# NamedTuples, not dataclasses: a Python model's code fingerprint reads the source of every mgold
+# method it reaches, and a dataclass's generated __init__ / __eq__ have none (pymodel.code_fingerprint)
+class FoldFit(NamedTuple):
     """One fold network of one iteration."""
 
     iteration: int
@@ -151,8 +163,7 @@ class FoldFit:
     validation_r2_curve: np.ndarray   # R^2 of the held-back validation stars per epoch
 
 
-@dataclass(frozen=True)
-class NNResult:
+class NNResult(NamedTuple):
     """Everything ``nn_clean`` decided, in id order.
 
     Per star (``ids``, ``labels``, ``n_masked_pix``, ``excluded``: reason it never entered,
@@ -233,6 +244,34 @@ class NNResult:
             "validation_r2_curve": pa.array([x.validation_r2_curve.tolist() for x in f], pa.list_(pa.float64())),
         })
         return per_star, per_fold
+
+    def fold_table(self) -> pa.Table:
+        """The ``cln_nn_folds`` rows (``NN_FOLDS_COLUMNS``): one per (iteration, fold) with its fit record
+        and its held-out stars as parallel lists in obsid order, plus one row (iteration 0, fold
+        ``EXCLUDED_FOLD``, fit columns NULL) for the stars that never entered, if any."""
+        per_star, per_fold = self.to_tables()
+        fold = per_star["fold"].fill_null(EXCLUDED_FOLD).to_numpy()
+        it = per_star["iteration"].to_numpy()
+        # the stars that never entered go last, after the fit records of self.folds (iteration, fold order)
+        order = np.lexsort((per_star["obsid"].to_numpy(), fold, it, fold == EXCLUDED_FOLD))
+        keys = np.column_stack([it[order], fold[order]])
+        starts = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]).any(axis=1)])
+        offsets = pa.array(np.r_[starts, order.size].astype(np.int32))
+        stars = per_star.take(pa.array(order))
+        lists = {("obsids" if c == "obsid" else c): pa.ListArray.from_arrays(offsets, stars[c].combine_chunks())
+                 for c in PREDICTION_COLUMNS if c not in ("iteration", "fold")}
+        n_out = int((keys[starts, 1] == EXCLUDED_FOLD).sum())
+        stats = {c: pa.concat_arrays([per_fold[c].combine_chunks(),
+                                      pa.nulls(n_out, per_fold.schema.field(c).type)])
+                 for c in FOLD_COLUMNS if c not in ("iteration", "fold", "n_test")}
+        n = starts.size
+        return pa.table({
+            "iteration": pa.array(keys[starts, 0], pa.int32()), "fold": pa.array(keys[starts, 1], pa.int32()),
+            "n_test": pa.array(np.diff(np.r_[starts, order.size]), pa.int32()), **stats, **lists,
+            "n_iterations": pa.array(np.full(n, self.n_iterations), pa.int32()),
+            "converged": pa.array(np.full(n, self.converged)),
+            "stop_reason": pa.array([self.stop_reason] * n, pa.string()),
+        }).select(list(NN_FOLDS_COLUMNS))
 
 
 def nn_inputs(flux: np.ndarray, ivar: np.ndarray | None, cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -448,3 +487,43 @@ def nn_summary(result: NNResult) -> dict:
         "paper_removed": PAPER["n_removed"], "paper_input": PAPER["n_input"],
         "paper_removed_fraction": PAPER["n_removed"] / PAPER["n_input"],
     }
+
+
+# --------------------------------------------------------------------------- the model
+
+# every star DBSCAN and inspection kept, with its red-grid spectrum (NULL when it has none: flagged
+# few_good_pixels by nn_inputs, never a crash)
+KEPT_RED_SQL = """
+select k.obsid, k.teff_k, k.logg_dex, k.mh_dex, r.flux, r.ivar
+from cln_kept k
+left join spc_red_grid r using (obsid)
+order by k.obsid
+"""
+
+
+def spectra_matrix(col: pa.ChunkedArray | pa.Array, n_pix: int | None = None) -> np.ndarray:
+    """(rows, n_pix) float32 of a fixed-size list column; a NULL list becomes a row of NaN."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = arr.type.list_size if pa.types.is_fixed_size_list(arr.type) else int(n_pix or 0)
+    out = np.full((len(arr), n), np.nan, dtype=np.float32)
+    valid = ~arr.is_null().to_numpy(zero_copy_only=False)
+    if valid.any():
+        out[valid] = arr.filter(pa.array(valid)).flatten().to_numpy(zero_copy_only=False).reshape(-1, n)
+    return out
+
+
+@python_model(
+    name="cln_nn_folds", layer="clean", columns=NN_FOLDS_COLUMNS, inputs={"kept": KEPT_RED_SQL}, params=NN_PARAMS,
+    description="Neural-net cleaning of cln_kept (paper §2.5): per iteration and fold, the fold network's "
+                "training record (epochs, loss and validation R^2 curves, removal limits) and its held-out "
+                "stars with their labels, predictions, residuals and whether they were removed.",
+    grain="one row per (iteration, fold); fold -1: the stars that never entered (few good pixels, NaN label)",
+    tests="unique(iteration, fold); not_null(iteration, fold, n_test, obsids, n_iterations, stop_reason)",
+)
+def build(ctx):
+    t = ctx.table("kept")
+    Y = np.column_stack([t[c].to_numpy(zero_copy_only=False).astype(np.float64) for c in LABELS]) \
+        if t.num_rows else np.empty((0, 3))
+    ids = t["obsid"].to_numpy(zero_copy_only=False).astype(np.int64)
+    result = nn_clean(spectra_matrix(t["flux"]), Y, ids, ctx.cfg, int(ctx.cfg.nn.seed), spectra_matrix(t["ivar"]))
+    yield result.fold_table()
