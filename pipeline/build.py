@@ -75,8 +75,33 @@ def preset_config(preset: str, seed: int | None = None, sets: list[str] | None =
     return config_for(preset, seed, sets)
 
 
-def _inputs_fresh(inputs: Path, cfg: Config, fmt: str) -> str | None:
-    """None when ``inputs`` holds the complete universe of ``cfg`` in ``fmt``, else why not."""
+def _check_disk(cfg: Config, fmt: str, inputs: Path) -> None:
+    """Refuse, before writing anything, a universe the file system cannot hold (needed vs available)."""
+    import shutil
+
+    from .synth.presets import disk_needed_bytes, expected_spectra
+
+    need = disk_needed_bytes(cfg, fmt)
+    folder = inputs.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise MgoldError(f"the {cfg.synth.preset} universe (~{expected_spectra(cfg):,d} spectra, {fmt}) needs "
+                         f"~{need / 1e9:.1f} GB under {folder}, {free / 1e9:.1f} GB are free: free space, build "
+                         "into another -w, or shrink it with --set synth.n_stars=N")
+
+
+def _ingested_spectra(con, inputs: Path) -> set[str]:
+    """Input spectra files this warehouse's universe already ingested (they may be pruned from disk)."""
+    held = con.execute("select inputs from meta.universe").fetchall()
+    if held != [(str(inputs),)]:
+        return set()
+    return {r[0] for r in con.execute("select file from meta.ingested_files where kind = 'lamost'").fetchall()}
+
+
+def _inputs_fresh(inputs: Path, cfg: Config, fmt: str, ingested: set[str] = frozenset()) -> str | None:
+    """None when ``inputs`` holds the complete universe of ``cfg`` in ``fmt`` (spectra files pruned
+    after their ingest count as present), else why not."""
     from .synth.make import generator_version, manifest_complete
 
     manifest = inputs / "manifest.json"
@@ -91,13 +116,15 @@ def _inputs_fresh(inputs: Path, cfg: Config, fmt: str) -> str | None:
         return "config changed: " + ", ".join(changed[:4]) + (" ..." if len(changed) > 4 else "")
     if m.get("generator") != generator_version():
         return "generator changed"
-    return manifest_complete(inputs)
+    return manifest_complete(inputs, ingested)
 
 
 def build(warehouse: Path, *, preset: str | None = None, inputs: Path | None = None,
           cfg: Config | None = None, until: str | None = None, fmt: str = "parquet",
-          echo: Callable[[str], None] = print, wait: bool = False) -> BuildSummary:
-    """Build ``warehouse`` from a synthetic preset or an inputs folder (with a manifest.json)."""
+          echo: Callable[[str], None] = print, wait: bool = False, keep_inputs: bool = True) -> BuildSummary:
+    """Build ``warehouse`` from a synthetic preset or an inputs folder (with a manifest.json).
+    ``keep_inputs`` False: a synthetic universe's input spectra files are deleted once ingested (their
+    data lives on in the warehouse's parts; catalogues, truth and the manifest stay)."""
     if (preset is None) == (inputs is None):
         raise UsageError("give exactly one of a preset or an inputs folder")
     if until is not None and until not in STAGES:
@@ -112,7 +139,7 @@ def build(warehouse: Path, *, preset: str | None = None, inputs: Path | None = N
         summary = BuildSummary(warehouse=warehouse, run_id=new_run_id())
         start_run(con, cfg, summary.run_id, "build")
         try:
-            _build(con, project, summary, preset, inputs, cfg, until, fmt, echo)
+            _build(con, project, summary, preset, inputs, cfg, until, fmt, echo, keep_inputs)
         except BaseException:
             finish_run(con, summary.run_id, "failed")
             raise
@@ -120,7 +147,8 @@ def build(warehouse: Path, *, preset: str | None = None, inputs: Path | None = N
     return summary
 
 
-def _build(con, project, summary: BuildSummary, preset, inputs, cfg: Config, until, fmt, echo) -> None:
+def _build(con, project, summary: BuildSummary, preset, inputs, cfg: Config, until, fmt, echo,
+           keep_inputs: bool = True) -> None:
     def stage(name: str) -> float:
         echo(f"[{name}] ...")
         return time.perf_counter()
@@ -136,10 +164,11 @@ def _build(con, project, summary: BuildSummary, preset, inputs, cfg: Config, unt
 
         inputs = files_dir_of(con) / "inputs"
         t0 = stage("synth")
-        why = _inputs_fresh(inputs, cfg, fmt)
+        why = _inputs_fresh(inputs, cfg, fmt, _ingested_spectra(con, inputs))
         if why is None:
             note = f"fresh ({inputs})"
         else:
+            _check_disk(cfg, fmt, inputs)
             try:
                 make(cfg, inputs, fmt)
             except Exception as exc:
@@ -157,6 +186,8 @@ def _build(con, project, summary: BuildSummary, preset, inputs, cfg: Config, unt
         raise
     except Exception as exc:
         raise BuildError(f"stage ingest failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    if preset is not None and not keep_inputs:
+        _prune_inputs(con, Path(inputs), echo)
     if done("ingest", t0, f"{summary.ingest_rejected} rejected"):
         return
 
@@ -181,6 +212,21 @@ def _build(con, project, summary: BuildSummary, preset, inputs, cfg: Config, unt
         raise BuildError(f"stage {r.layer} failed at model {r.name}: {r.error}")
 
 
+def _prune_inputs(con, inputs: Path, echo: Callable[[str], None]) -> None:
+    """Delete the universe's input spectra files that were ingested (adopted parts are hard links of them,
+    so their data stays; a FITS input was copied into parts)."""
+    gone, size = 0, 0
+    for f in sorted(_ingested_spectra(con, inputs)):
+        p = Path(f)
+        if p.is_file() and p.is_relative_to(inputs):
+            size += p.stat().st_size
+            p.unlink()
+            gone += 1
+    if gone:
+        echo(f"[ingest] --no-keep-inputs: removed {gone:,d} ingested input spectra file(s), {size / 1e9:.2f} GB "
+             f"of names in {inputs} (the warehouse keeps their data)")
+
+
 def ingest_inputs(con: duckdb.DuckDBPyConnection, inputs: Path, cfg: Config, run_id: str,
                   echo: Callable[[str], None] = print) -> int:
     """Ingest every file of an inputs folder; return how many files/rows were rejected.
@@ -200,9 +246,13 @@ def ingest_inputs(con: duckdb.DuckDBPyConnection, inputs: Path, cfg: Config, run
     m = json.loads(manifest.read_text())
     held = [r[0] for r in con.execute("select manifest_sha256 from meta.universe").fetchall()]
     replacing = held != [universe]
+    pruned = set() if replacing else _ingested_spectra(con, inputs)     # removed by --no-keep-inputs
     by_kind: dict[str, list[Path]] = {}
     for entry in m["files"]:
-        by_kind.setdefault(entry["kind"], []).append(inputs / entry["path"])
+        p = inputs / entry["path"]
+        if not p.exists() and str(p) in pruned:
+            continue
+        by_kind.setdefault(entry["kind"], []).append(p)
     rejected = 0
     with transaction(con):
         if replacing:

@@ -31,6 +31,9 @@ class IngestConfig:
     spectra_per_file: int = 20000    # spectra per Parquet part file
     loglinear_rtol: float = 1e-6     # tolerance when verifying a log-linear wavelength grid
     catalog_batch_rows: int = 100_000  # catalogue rows read, cast and landed per batch (bounds memory)
+    # a Parquet spectra table already in the landing layout (the synthetic universe's) whose rows are all
+    # clean becomes a landing part by a hard link: each spectrum stored once (issue 13)
+    adopt_spectra_tables: bool = True
 
     # spectra with fewer pixels are refused: LAMOST LRS spectra have ~3900 (3751-3909 in the 293
     # real LRS files of ../shared/data/real, all layouts), so a much shorter one is a cut or a stamp
@@ -268,6 +271,58 @@ class NnConfig:
 
 
 @dataclass(frozen=True)
+class LaspmConfig:
+    """LASPM template chi^2 fits on the red grid (paper §4, Du et al. 2021; udfs/laspm.py)."""
+
+    # the template libraries fitted by every build, one result set (partition of lsp_results) each:
+    # 'golden' and 'model_grid' are derived (lsp_library), any other name an ingested library
+    # (mgold ingest library); a result set no longer listed is dropped, saying so
+    libraries: tuple[str, ...] = ("golden", "model_grid")
+    udf_library: str = "golden"      # the library of the laspm_fit() SQL function (mgold sql query)
+
+    # science outputs (lsp_precision, lsp_vs_*): paper §4.2 S/N steps of 5 (Fig. 16), the Fig. 17
+    # summary over S/N >= 10, and the S/N > 10 of the StarHorse / APOGEE comparisons (§4.3-4.4)
+    precision_snr_step: float = 5.0
+    precision_snr_min: float = 10.0
+    compare_snr_min: float = 10.0
+
+    poly_degree: int = 2             # degree of the multiplicative Legendre polynomial P(x) per template
+    # rest-frame AA lo/hi pairs of the red grid left out of the fit; empty = the whole
+    # 6000-8800 AA region, as in Du et al. (2021)
+    mask_windows_aa: tuple[float, ...] = ()
+
+    k_best: int = 10                 # templates whose labels are interpolated (paper §4.1)
+    n_candidates: int = 40           # best templates of the float32 screen refitted in float64 (>= k_best)
+    # label weights exp(-D / (2 T)) of the k best: 'chi2' D = dchi2 (the formal likelihood,
+    # collapses onto one template at high S/N); 'reduced' D = dchi2 / best chi2_nu; 'signal'
+    # D = dchi2 / (S/N)^2 per pixel (T then independent of S/N); 'uniform' equal weights
+    weighting: str = "signal"
+
+    # T of the weights; 0.01-0.1 was best on two smooth synthetic libraries at S/N 10-100
+    # (udfs tests); tune it on the synthetic universe against truth
+    temperature: float = 0.03
+
+    # edge-of-library flag: every k-best template carrying this fraction of the weight lies on
+    # the boundary of the library's convex hull in label space
+    edge_weight_min: float = 0.1
+
+    poor_fit_chi2_nu: float = 3.0    # poor-fit flag above this reduced chi2 of the best template
+    min_good_pix_frac: float = 0.5   # too-few-pixels flag below this fraction of the used red-grid pixels
+    # a template is fitted to a spectrum only where they share this fraction of the spectrum's
+    # good pixels (a partial library such as MILES covers ~58% of the red grid)
+    min_overlap_frac: float = 0.5
+
+    rv_halfwidth_kms: float = 500.0  # RV fit (header RV missing): trial velocities -w..+w
+    rv_step_kms: float = 5.0         # RV grid step (the minimum is refined by a parabola)
+    rv_n_templates: int = 3          # best templates the RV is fitted against
+    # RV-fit-poor flag below this depth of the chi2 curve (median - min, in Delta chi2 at
+    # chi2_nu = 1): stars reached >= 150 at S/N 5, pure noise <= 77 (udfs tests)
+    rv_min_depth_dchi2: float = 100.0
+
+    batch_spectra: int = 256         # observations per GEMM batch (GEMM outputs ~60 MB for 5,105 templates)
+
+
+@dataclass(frozen=True)
 class CatalogSystematics:
     """Injected systematic offsets (catalogue - truth) of one catalogue x class."""
 
@@ -380,7 +435,11 @@ class SynthConfig:
     sky_residual_sigma: float = 3.0            # sky-line residual amplitude, in units of the pixel noise
     join_mismatch: float = 0.04                # blue/red arm flux mismatch near 5700-5900 A
     spectra_per_file: int = 4000               # rows per spectra Parquet file (= generation batch)
-    spectra_compression: str = "none"          # Parquet codec of synthetic spectra (noisy floats: zstd saves ~35% at ~2x the write cost)
+    # Parquet codec of synthetic spectra files, written otherwise with the ingest writer's options
+    # (lamost.PARQUET_OPTIONS, BYTE_STREAM_SPLIT floats); the default is that writer's codec, so the
+    # files are in the landing layout. Measured: 23.8 kB/spectrum vs 47.1 kB with "none", same
+    # generation wall time (writes overlap generation), ~15% more CPU
+    spectra_compression: str = "zstd"
 
 
 @dataclass(frozen=True)
@@ -394,6 +453,7 @@ class Config:
     library: LibraryConfig = LibraryConfig()
     report: ReportConfig = ReportConfig()
     nn: NnConfig = NnConfig()
+    laspm: LaspmConfig = LaspmConfig()
     synth: SynthConfig = SynthConfig()
 
     def flat(self) -> dict[str, Any]:
@@ -520,7 +580,7 @@ AT_LEAST_ONE = (
     "synth.n_stars", "synth.max_visits", "synth.spectra_per_file", "spectra.sedcal_iterations")
 POSITIVE = (
     "xmatch.radius_arcsec", "xmatch.catalog_radius_arcsec", "xmatch.zone_height_deg", "select.cmd_color_step_mag",
-    "select.cmd_clip_nsigma", "select.dwarf_dist_max_kpc", "select.giant_dist_max_kpc", "labels.offset_clip_nsigma",
+    "select.cmd_clip_nsigma", "select.dwarf_dist_max_kpc", "laspm.precision_snr_step", "select.giant_dist_max_kpc", "labels.offset_clip_nsigma",
     "spectra.dloglam", "clean.bin_teff_k", "clean.bin_logg_dex", "clean.bin_mh_dex", "clean.dbscan_eps",
     "clean.figure_eps_alt", "labels.dwarf_max_dteff_k", "labels.dwarf_max_dlogg_dex", "labels.dwarf_max_dmh_dex",
     "labels.giant_max_dteff_k", "labels.giant_max_dlogg_dex", "labels.giant_max_dmh_dex", "ingest.loglinear_rtol")

@@ -78,7 +78,9 @@ def refresh_spectra_view(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("drop view if exists landing.lamost_spectra")
         return
     listed = ", ".join("'" + p.replace("'", "''") + "'" for p in parts)
-    con.execute(f"create or replace view landing.lamost_spectra as select * from read_parquet([{listed}])")
+    # adopted synthetic files carry header columns too: the view is the landing layout, by name
+    con.execute("create or replace view landing.lamost_spectra as select obsid, loglam0, dloglam, flux, ivar, "
+                f"pixmask from read_parquet([{listed}], union_by_name = true)")
 
 
 def remove_orphans(con: duckdb.DuckDBPyConnection) -> list[Path]:

@@ -22,6 +22,9 @@ LAYERS = ("staging", "xmatch", "select", "labels", "spectra", "clean", "golden",
 KINDS = ("table", "view")
 # Bound by the runner but not a config key: never a param, never a staleness input.
 RUN_ID_VARIABLE = "run_id"
+# Bound per partition while a partitioned Python model builds one (its inputs may filter on it).
+PARTITION_VARIABLE = "partition"
+RUNTIME_VARIABLES = (RUN_ID_VARIABLE, PARTITION_VARIABLE)
 # Schemas a model may read without them being models: landing (ingested), meta (ledger).
 SOURCE_SCHEMAS = ("landing",)
 PASSIVE_SCHEMAS = ("meta",)
@@ -67,6 +70,18 @@ class Model:
     columns: dict[str, str] | Callable | None = field(default=None, compare=False, repr=False)
     inputs: tuple[tuple[str, str], ...] = ()        # (name, SELECT) read through ctx.table / ctx.batches
     udf_modules: tuple[str, ...] = ()               # mgold.udfs modules its code uses (part of sha256)
+    # a partitioned model is built one partition (value of column ``partition_by``) at a time, one
+    # per value of the config key ``partitions`` (a tuple); each partition has its own ledger entry
+    partition_by: str | None = None
+    partitions: str | None = None
+    # the partition's own input fingerprint: a SELECT of one value, or a function of the model context
+    partition_token: str | Callable | None = field(default=None, compare=False, repr=False)
+    partition_inputs: tuple[str, ...] = ()          # inputs only some partitions read (their relations may be absent)
+    token_only: tuple[str, ...] = ()                # dependencies and keys only the token / partition inputs read
+
+    @property
+    def is_partitioned(self) -> bool:
+        return self.partition_by is not None
 
     @property
     def is_python(self) -> bool:
@@ -95,7 +110,7 @@ def check_params(keys) -> list[str]:
     from .config import DEFAULT
 
     flat = DEFAULT.flat()
-    bad = sorted(k for k in keys if k not in flat and k != RUN_ID_VARIABLE)
+    bad = sorted(k for k in keys if k not in flat and k not in RUNTIME_VARIABLES)
     return [f"unknown config key(s) {', '.join(bad)}"] if bad else []
 
 
@@ -111,6 +126,6 @@ def check_dependencies(deps) -> list[str]:
     return problems
 
 
-__all__ = ["LAYERS", "KINDS", "RUN_ID_VARIABLE", "SOURCE_SCHEMAS", "PASSIVE_SCHEMAS", "FORBIDDEN_SCHEMA",
+__all__ = ["LAYERS", "KINDS", "RUN_ID_VARIABLE", "PARTITION_VARIABLE", "RUNTIME_VARIABLES", "SOURCE_SCHEMAS", "PASSIVE_SCHEMAS", "FORBIDDEN_SCHEMA",
            "STAGES_PACKAGE", "ModelError", "TestSpec", "Model", "check_layer_kind", "check_params",
            "check_dependencies"]

@@ -50,13 +50,22 @@ _REGISTRY: dict[str, Model] = {}          # "module:name" -> Model, filled at im
 def python_model(name: str, layer: str, *, columns: dict[str, Any] | Callable,
                  inputs: dict[str, str] | None = None, params: tuple[str, ...] = (),
                  kind: str = "table", description: str = "", grain: str = "",
-                 tests: str = "") -> Callable:
+                 tests: str = "", partition_by: str | None = None, partitions: str | None = None,
+                 partition_token: str | Callable | None = None,
+                 partition_inputs: tuple[str, ...] = ()) -> Callable:
     """Register ``build(ctx) -> Iterable[pa.RecordBatch | pa.Table]`` as model ``name``.
 
     ``columns``: ``{name: duckdb_type}`` or ``{name: (duckdb_type, doc)}``, or a function
     ``columns(cfg) -> dict`` when a type depends on the config (``float[n]`` of a grid).
     ``inputs``: ``{input_name: SELECT}``; their tables are the model's dependencies.
     ``params``: the config keys the Python code reads (through ``ctx.cfg``).
+    ``partition_by`` / ``partitions``: build the table one partition at a time, one per value of the
+    config key ``partitions`` (a tuple of strings), rows tagged in column ``partition_by``; the runner
+    rebuilds only the stale partitions (``ctx.partition`` and ``getvariable('partition')`` name the one
+    being built), deletes those no longer listed (saying so), and ``partition_token`` (a SELECT of one
+    value, or ``token(ctx) -> str``, run per partition) adds the partition's own input fingerprint to
+    its staleness. ``partition_inputs`` name inputs only some partitions read: their relations need not
+    exist, and a change of them makes stale only the partitions whose token sees it.
     """
 
     def register(fn: Callable) -> Callable:
@@ -72,33 +81,58 @@ def python_model(name: str, layer: str, *, columns: dict[str, Any] | Callable,
             problems.append(str(e))
         deps: set[str] = set()
         sql_keys: set[str] = set()
-        for input_name, sql in (inputs or {}).items():
+        per_part: set[str] = set()                   # what only the partition inputs read
+        unknown = sorted(set(partition_inputs) - set(inputs or {}))
+        if unknown:
+            problems.append(f"partition_inputs {unknown} are not inputs")
+        for input_name, sql in sorted((inputs or {}).items(), key=lambda kv: kv[0] in partition_inputs):
             try:
                 d, used = analyse_sql(sql)
             except ModelError as e:
                 problems.append(f"input {input_name!r}: {e}")
                 continue
+            if input_name in partition_inputs:
+                per_part |= (set(d) - deps) | (used - sql_keys)
             deps |= set(d)
             sql_keys |= used
+        token_only: set[str] = per_part - set(params)
+        if isinstance(partition_token, str):
+            try:
+                d, used = analyse_sql(partition_token)
+                # what only the token reads is the partition's own fingerprint, not every partition's input
+                token_only |= (set(d) - deps) | (used - sql_keys - set(params))
+                deps |= set(d)
+                sql_keys |= used
+            except ModelError as e:
+                problems.append(f"partition_token: {e}")
+        if (partition_by is None) != (partitions is None):
+            problems.append("give both partition_by and partitions, or neither")
+        if partition_by and not callable(columns) and partition_by not in (columns or {}):
+            problems.append(f"partition_by {partition_by!r} is not one of its columns")
         problems += check_dependencies(sorted(deps))
         problems += check_layer_kind(layer, kind)
-        problems += check_params(set(params) | sql_keys)
+        problems += check_params(set(params) | sql_keys | ({partitions} if partitions else set()))
         docs = () if callable(columns) or not columns else tuple(
             (c, t[1]) for c, t in columns.items() if isinstance(t, tuple) and len(t) > 1)
         udf_modules: tuple[str, ...] = ()
         try:
-            code_sha, udf_modules = code_fingerprint(fn, columns if callable(columns) else None)
+            code_sha, udf_modules = code_fingerprint(fn, columns if callable(columns) else None,
+                                                     partition_token if callable(partition_token) else None)
         except (OSError, TypeError) as e:
             code_sha = ""
             problems.append(f"cannot read its source: {e}")
         declaration = json.dumps({
             "kind": kind, "columns": None if callable(columns) else {c: _type_of(t) for c, t in (columns or {}).items()},
-            "inputs": sorted((inputs or {}).items()), "params": sorted(params)}, sort_keys=True)
+            "inputs": sorted((inputs or {}).items()), "params": sorted(params), "partition_by": partition_by,
+            "partition_token": partition_token if isinstance(partition_token, str) else None,
+            "partition_inputs": sorted(partition_inputs)}, sort_keys=True)
         model = Model(
             name=name, layer=layer, kind=kind, depends_on=tuple(sorted(deps)),
             params=tuple(sorted(set(params) | sql_keys)), tests=spec_tests, description=description,
             grain=grain, column_docs=docs, path=Path(inspect.getsourcefile(fn) or ""), fn=fn,
             columns=columns, inputs=tuple(sorted((inputs or {}).items())), udf_modules=udf_modules,
+            partition_by=partition_by, partitions=partitions, partition_token=partition_token,
+            partition_inputs=tuple(partition_inputs), token_only=tuple(sorted(token_only)),
             sha256=hashlib.sha256((declaration + code_sha).encode()).hexdigest(),
             error=f"{name}: " + "; ".join(problems) if problems else None)
         _REGISTRY[f"{fn.__module__}:{name}"] = model

@@ -19,7 +19,7 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from .model import (PASSIVE_SCHEMAS, RUN_ID_VARIABLE, Model, ModelError, TestSpec, check_dependencies,
+from .model import (PASSIVE_SCHEMAS, RUNTIME_VARIABLES, Model, ModelError, TestSpec, check_dependencies,
                     check_layer_kind, check_params)
 
 HEADER_KEYS = ("description", "grain", "kind", "params", "tests", "columns")
@@ -211,7 +211,7 @@ def analyse_sql(body: str) -> tuple[tuple[str, ...], set[str]]:
         if not isinstance(arg, exp.Literal) or not arg.is_string:
             raise ModelError(f"getvariable() needs a string literal, got {f.sql('duckdb')}")
         used.add(arg.this)
-    used.discard(RUN_ID_VARIABLE)
+    used -= set(RUNTIME_VARIABLES)
     return tuple(sorted(deps)), used
 
 

@@ -4,7 +4,9 @@ import re
 
 # the SQL functions `register.register_udfs` creates (kept here: naming them needs no Numba import)
 UDF_NAMES = ("rv_shift", "resample", "rest_frame_resample", "sed_recalibrate")
-_CALL = re.compile(r"\b(" + "|".join(UDF_NAMES) + r")\s*\(", re.IGNORECASE)
+# functions the pipeline registers over warehouse data (a library of templates), not kernels alone
+PIPELINE_UDF_NAMES = ("laspm_fit",)
+_CALL = re.compile(r"\b(" + "|".join(UDF_NAMES + PIPELINE_UDF_NAMES) + r")\s*\(", re.IGNORECASE)
 
 
 def calls_udf(sql: str) -> bool:

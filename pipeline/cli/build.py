@@ -23,6 +23,10 @@ def build(
     format_: Annotated[str, typer.Option("--format", help="Synthetic spectra as parquet or fits.")] = "parquet",
     set_: Sets = None,
     wait: Wait = False,
+    keep_inputs: Annotated[bool, typer.Option("--keep-inputs/--no-keep-inputs",
+                                              help="Keep the synthetic universe's input spectra files after "
+                                                   "ingest (Parquet inputs are adopted by hard link: keeping "
+                                                   "them costs no disk; FITS inputs are copied).")] = True,
 ) -> None:
     """Run every stage that exists, in order (synthesise or ingest, SQL models, UDF
     stages), skipping what is fresh. The build holds the warehouse's lock for its whole
@@ -45,7 +49,7 @@ def build(
     else:
         cfg = config(set_)
     summary = run_build(warehouse, preset=preset, inputs=inputs, cfg=cfg, until=until, fmt=format_,
-                        echo=typer.echo, wait=wait)
+                        echo=typer.echo, wait=wait, keep_inputs=keep_inputs)
     typer.echo("build finished")
     for line in summary.lines():
         typer.echo(line)

@@ -118,3 +118,68 @@ def html_cmd(warehouse: Warehouse = DEFAULT_WAREHOUSE,
         typer.echo(f"mgold: error: Fig. {n}: {status}", err=True)
     if rep.failed:
         raise typer.Exit(1)
+
+
+def _trio(v: tuple) -> str:
+    return " / ".join(f"{x:.0f} K" if i == 0 else f"{x:.2f}" for i, x in enumerate(v)) + " dex"
+
+
+def _fmt(param: str, v) -> str:
+    return "" if v is None else (f"{v:+.0f}" if param == "teff_k" else f"{v:+.3f}")
+
+
+@app.command("laspm")
+def laspm_cmd(warehouse: Warehouse = DEFAULT_WAREHOUSE) -> None:
+    """LASPM's figures beside the paper's (§4): how many spectra each library parameterised (RVs fitted,
+    edge-of-library and poor fits), the repeat precision for S/N >= 10 (Fig. 17, paper 67 K / 0.07 /
+    0.14 dex, its predecessor 118 K / 0.20 / 0.29) and by S/N (Fig. 16), the comparisons with StarHorse
+    (§4.3) and APOGEE (§4.4), and on a synthetic build the accuracy against the truth.
+
+    Example: mgold report laspm -w demo/warehouse.duckdb
+    """
+    from .. import report as R
+    from ..evaluate import laspm as E
+
+    with reading(warehouse) as con:
+        have = {t for (t,) in con.execute("select table_name from duckdb_tables() where schema_name = 'main'").fetchall()}
+        if "lsp_results" not in have:
+            fail(f"{warehouse}: LASPM has not run (lsp_results missing): mgold build, or mgold laspm run --library L")
+        out = ["LASPM result sets", _table(("library", "spectra", "fitted", "RV fitted", "edge", "poor fit",
+                                            "median chi2_nu"),
+                                           [tuple(r.values()) for r in R.summary(con)])]
+        if "lsp_precision" in have:
+            rows = R.precision(con)
+            out += ["\nrepeat precision, S/N_i >= 10 (paper §4.2, Fig. 17): sigma of epsilon (1.4826 MAD), std",
+                    f"  paper: golden-sample LASPM {_trio(R.PAPER['precision'])}; predecessor "
+                    f"{_trio(R.PAPER['precision_predecessor'])}",
+                    _table(("library", "param", "n", "sigma", "std"), [tuple(r.values()) for r in rows])]
+            libs = sorted({r["library"] for r in rows})
+            for lib in libs:
+                by = R.precision_by_snr(con, lib)
+                out += [f"\nprecision by S/N_i step (Fig. 16), {lib}: sigma of epsilon",
+                        _table(("S/N_i from", "visits", "teff_k", "logg_dex", "mh_dex"),
+                               [tuple(r.values()) for r in by])]
+        if "lsp_vs_starhorse" in have:
+            out += [f"\nLASPM - StarHorse, S/N_i > 10 (§4.3): paper bias {_trio(R.PAPER['starhorse_bias'])}, "
+                    f"scatter {_trio(R.PAPER['starhorse_scatter'])}",
+                    _table(("library", "param", "n", "stars", "bias", "scatter"),
+                           [tuple(r.values()) for r in R.vs_starhorse(con)])]
+        if "lsp_vs_apogee" in have:
+            out += [f"\nLASPM - APOGEE (shifted by the measured ASPCAP offsets), STARFLAG = 0, S/N_i > 10 (§4.4): "
+                    f"paper scatter dwarfs {_trio(R.PAPER['apogee_dwarf_scatter'])}, giants "
+                    f"{_trio(R.PAPER['apogee_giant_scatter'])}",
+                    _table(("library", "class", "param", "n", "stars", "bias", "scatter"),
+                           [tuple(r.values()) for r in R.vs_apogee(con)])]
+        if E.has_truth(con):
+            acc = E.accuracy(con)
+            out += ["\naccuracy vs synthetic truth (defect-free spectra): median and 1.4826 MAD of LASPM - truth",
+                    _table(("library", "param", "class", "S/N", "n", "bias", "scatter"),
+                           [(r["library"], r["param"], r["class"] or "all", r["snr_bin"] or "all", r["n"],
+                             _fmt(r["param"], r["bias"]), _fmt(r["param"], r["scatter"]).lstrip("+"))
+                            for r in acc])]
+            rv = E.fitted_rv(con)
+            if rv:
+                out += ["\nRVs fitted where the header had none (LAMOST -9999): fitted - true",
+                        _table(("library", "n", "bias km/s", "scatter km/s", "flagged poor"),
+                               [tuple(r.values()) for r in rv])]
+    typer.echo("\n".join(out))

@@ -222,6 +222,10 @@ def query(
 
             sp = cfg.spectra
             register_udfs(con, sp.sedcal_poly_order, sp.sedcal_clip_nsigma, sp.sedcal_iterations)
+            if "laspm_fit" in sql.lower():
+                from ..stages.laspm import register_laspm_udf
+
+                register_laspm_udf(con, cfg)
         try:
             rel = con.sql(sql)
             if target is not None:

@@ -405,6 +405,97 @@ def dwarf_giant_spectra(con, cfg: Config, out: Path) -> Path | None:
 GOLDEN = "gold_* (the NN cleaning and golden-sample stage)"
 LASPM = "lsp_* (the LASPM stage)"
 
+# --------------------------------------------------------------------------- Figs 14, 16-20: LASPM (§4)
+
+LASPM_LIBRARY = "golden"           # the result set the paper's figures show; the others are in the tables
+PARAM_UNITS = (("teff_k", "Teff (K)"), ("logg_dex", "log g (dex)"), ("mh_dex", "[M/H] (dex)"))
+
+
+def laspm_kiel(con, cfg: Config, out: Path) -> Path | None:
+    """Paper Fig. 14: the LASPM Kiel diagram of every M spectrum (golden library), [M/H] colour."""
+    return kiel(con, cfg, out, f"(select * from lsp_results where library = '{LASPM_LIBRARY}' "
+                                f"and flags & 32 = 0) as lsp_results")
+
+
+def precision_vs_snr(con, cfg: Config, out: Path) -> Path | None:
+    """Paper Fig. 16: the sigma of epsilon per S/N step, for each library."""
+    rows = columns(con, "select library, param, snr_lo, sigma, n from lsp_precision where snr_lo is not null "
+                        "and snr_lo < 100 and n >= 5 order by library, param, snr_lo")
+    if not len(rows["param"]):
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(3, 1, figsize=(6.4, 7.5), sharex=True)
+    for ax, (p, label) in zip(axes, PARAM_UNITS):
+        for lib in sorted(set(rows["library"])):
+            k = (rows["param"] == p) & (rows["library"] == lib)
+            ax.plot(rows["snr_lo"][k] + cfg.laspm.precision_snr_step / 2, rows["sigma"][k], "o-", ms=3, label=lib)
+        ax.set_ylabel(f"sigma of epsilon, {label}", fontsize=8)
+    axes[0].legend(fontsize=7)
+    axes[-1].set_xlabel("S/N_i")
+    fig.suptitle("LASPM precision from repeat visits vs S/N (paper Fig. 16)", fontsize=9)
+    return _save(fig, out, cfg)
+
+
+def epsilon_histograms(con, cfg: Config, out: Path) -> Path | None:
+    """Paper Fig. 17: histograms of epsilon for S/N >= 10 with the Gaussian of sigma (1.4826 MAD)."""
+    eps = columns(con, f"select param, eps from lsp_repeat_eps where library = '{LASPM_LIBRARY}' "
+                       f"and snr_i >= {float(cfg.laspm.precision_snr_min)}")
+    sig = dict(con.execute(f"select param, sigma from lsp_precision where library = '{LASPM_LIBRARY}' "
+                           "and snr_lo is null").fetchall())
+    if not len(eps["param"]):
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    for ax, (p, label) in zip(axes, PARAM_UNITS):
+        e = eps["eps"][eps["param"] == p]
+        s = sig.get(p) or np.nan
+        lim = 5 * s if np.isfinite(s) and s > 0 else np.nanmax(np.abs(e))
+        ax.hist(e, bins=40, range=(-lim, lim), color="0.6")
+        if np.isfinite(s) and s > 0:
+            x = np.linspace(-lim, lim, 200)
+            width = 2 * lim / 40
+            ax.plot(x, len(e) * width * np.exp(-0.5 * (x / s) ** 2) / (s * np.sqrt(2 * np.pi)), "r-", lw=1.2)
+        ax.set_title(f"{label}: sigma {s:.3g}", fontsize=8)
+        ax.set_xlabel(f"epsilon, {label}", fontsize=8)
+    fig.suptitle(f"repeat-visit epsilon, S/N >= {cfg.laspm.precision_snr_min:g} (paper Fig. 17)", fontsize=9)
+    return _save(fig, out, cfg)
+
+
+def _one_to_one(con, cfg: Config, out: Path, sql: str, params: list, title: str) -> Path | None:
+    rows = columns(con, sql, params)
+    if not len(rows["param"]):
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+    for ax, (p, label) in zip(axes, PARAM_UNITS):
+        k = rows["param"] == p
+        ref, got = rows["ref"][k], rows["value"][k]
+        ax.hexbin(ref, got, gridsize=40, mincnt=1, cmap="viridis", bins="log")
+        lo, hi = np.nanmin(np.r_[ref, got]), np.nanmax(np.r_[ref, got])
+        ax.plot([lo, hi], [lo, hi], "r--", lw=0.8)
+        d = got - ref
+        ax.set_title(f"{label}: median {np.nanmedian(d):+.3g}, 1.4826 MAD "
+                     f"{1.4826 * np.nanmedian(np.abs(d - np.nanmedian(d))):.3g}", fontsize=8)
+        ax.set_xlabel(f"reference {label}", fontsize=8)
+        ax.set_ylabel(f"LASPM {label}", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, out, cfg)
+
+
+PAIRS_SQL = ("select param, value, ref_value as ref from lsp_comparison_pairs where library = ? and reference = ?")
+
+
+def vs_starhorse(con, cfg: Config, out: Path) -> Path | None:
+    """Paper Fig. 18: LASPM against StarHorse (S/N_i > laspm.compare_snr_min)."""
+    return _one_to_one(con, cfg, out, PAIRS_SQL, [LASPM_LIBRARY, "starhorse"], "LASPM vs StarHorse (paper Fig. 18)")
+
+
+def vs_apogee(con, cfg: Config, out: Path, cls: str) -> Path | None:
+    """Paper Figs 19-20: LASPM against ASPCAP shifted by its measured offsets, dwarfs or giants."""
+    return _one_to_one(con, cfg, out, PAIRS_SQL + " and class = ?", [LASPM_LIBRARY, "apogee", cls],
+                       f"LASPM vs shifted ASPCAP, {cls}s (paper Fig. {19 if cls == 'dwarf' else 20})")
+
+
 FIGURES: tuple[Figure, ...] = (
     Figure(1, "CMD selection of M dwarfs", partial(cmd_selection, cls="dwarf"),
            ("sel_primary", "sel_stars", "sel_cmd_bins", "sel_cmd_curve", "sel_cmd_fit"),
@@ -435,10 +526,13 @@ FIGURES: tuple[Figure, ...] = (
     Figure(13, "Spectra along [M/H]", partial(spectra_sequence, vary="mh_lo_dex"),
            ("cln_kept", "spc_cluster_grid"),
            "§3.2.2: same Teff and log g bins, TiO marked.", wide=True),
-    Figure(14, "LASPM Kiel diagram of all M spectra", None, (LASPM,), "§4.1"),
-    Figure(16, "LASPM precision vs S/N", None, (LASPM,), "§4.2"),
-    Figure(17, "Histograms of epsilon (repeat precision)", None, (LASPM,), "§4.2"),
-    Figure(18, "LASPM vs StarHorse", None, (LASPM,), "§4.3"),
-    Figure(19, "LASPM vs adjusted ASPCAP, dwarfs", None, (LASPM,), "§4.4"),
-    Figure(20, "LASPM vs adjusted ASPCAP, giants", None, (LASPM,), "§4.4"),
+    Figure(14, "LASPM Kiel diagram of all M spectra", laspm_kiel, ("lsp_results",), "§4.1"),
+    Figure(16, "LASPM precision vs S/N", precision_vs_snr, ("lsp_precision",), "§4.2"),
+    Figure(17, "Histograms of epsilon (repeat precision)", epsilon_histograms, ("lsp_repeat_eps", "lsp_precision"),
+           "§4.2", wide=True),
+    Figure(18, "LASPM vs StarHorse", vs_starhorse, ("lsp_comparison_pairs",), "§4.3", wide=True),
+    Figure(19, "LASPM vs adjusted ASPCAP, dwarfs", partial(vs_apogee, cls="dwarf"), ("lsp_comparison_pairs",),
+           "§4.4", wide=True),
+    Figure(20, "LASPM vs adjusted ASPCAP, giants", partial(vs_apogee, cls="giant"), ("lsp_comparison_pairs",),
+           "§4.4", wide=True),
 )

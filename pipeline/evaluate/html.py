@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Config
+from ..report import PAPER
 from ..runner import recorded_config
 from .figures import FIGURES, Figure
 
@@ -138,8 +139,35 @@ PAPER_OFFSETS = {   # (catalogue, class, parameter) -> what §2.2 / Figs 3-4 say
 NAMES = {"aspcap": "ASPCAP", "qiu23": "Qiu23", "ding22": "Ding22", "laspm": "LASPM",
          "teff_k": "Teff (K)", "logg_dex": "log g (dex)", "mh_dex": "[M/H] (dex)"}
 GOLDEN = ("gold_* (golden stage)",)
-LASPM = ("lsp_* (LASPM stage)",)
 LABELLED = ("lbl_labelled_sample",)
+
+
+def _trio_text(values) -> str:
+    """(teff_k, logg_dex, mh_dex) -> '67 K / 0.07 / 0.14 dex' (the paper's way of quoting them)."""
+    if values is None or any(v is None for v in values):
+        return NOT_BUILT
+    return f"{values[0]:.0f} K / {values[1]:.2f} / {values[2]:.2f} dex"
+
+
+def _trio(sql: str, params: list | None = None) -> Callable:
+    """A headline value from a query of (param, value) rows."""
+    def value(con) -> str:
+        got = dict(con.execute(sql, params or []).fetchall())
+        return _trio_text(tuple(got.get(p) for p in ("teff_k", "logg_dex", "mh_dex")))
+    return value
+
+
+def _laspm_truth(library: str) -> Callable:
+    def value(con) -> str:
+        from .laspm import accuracy
+
+        rows = [r for r in accuracy(con) if r["library"] == library and r["class"] is None and r["snr_bin"] is None]
+        got = {r["param"]: r["scatter"] for r in rows}
+        return "scatter vs truth " + _trio_text(tuple(got.get(p) for p in ("teff_k", "logg_dex", "mh_dex")))
+    return value
+
+
+PRECISION_SQL = "select param, sigma from lsp_precision where library = ? and snr_lo is null"
 
 
 def _source_count(source: str) -> Callable:
@@ -166,13 +194,21 @@ HEADLINES: tuple[Headline, ...] = (
     Headline("§3.1", "leave-one-out scatter, Teff / log g / [M/H]", "11 K / 0.05 / 0.05 dex", GOLDEN),
     Headline("§3.2", "golden sample", "5,105", GOLDEN),
     Headline("§3.2", "golden from ASPCAP / Qiu23 / Ding22 / LASPM", "881 / 1,395 / 1,651 / 1,178", GOLDEN),
-    Headline("§4", "M spectra parameterised by LASPM", "898,350", LASPM),
-    Headline("§4.2", "repeat precision (S/N ≥ 10), Teff / log g / [M/H]", "67 K / 0.07 / 0.14 dex", LASPM),
-    Headline("§4.2", "predecessor's precision, Teff / log g / [M/H]", "118 K / 0.20 / 0.29 dex", LASPM),
-    Headline("§4.3", "LASPM - StarHorse bias, Teff / log g / [M/H]", "6 K / 0.02 / 0.03 dex", LASPM),
-    Headline("§4.3", "LASPM - StarHorse scatter, Teff / log g / [M/H]", "103 K / 0.12 / 0.21 dex", LASPM),
-    Headline("§4.4", "LASPM - APOGEE scatter, dwarfs", "54 K / 0.06 / 0.12 dex", LASPM),
-    Headline("§4.4", "LASPM - APOGEE scatter, giants", "23 K / 0.15 / 0.15 dex", LASPM),
+    Headline("§4", "M spectra parameterised by LASPM (golden library)", "898,350", ("lsp_results",),
+             _count("select count(*) from lsp_results where library = 'golden' and flags & 32 = 0")),
+    Headline("§4.2", "repeat precision (S/N ≥ 10), Teff / log g / [M/H]", _trio_text(PAPER["precision"]),
+             ("lsp_precision",), _trio(PRECISION_SQL, ["golden"]), _laspm_truth("golden"), ("truth.spectra",)),
+    Headline("§4.2", "predecessor's precision (model-grid library), Teff / log g / [M/H]",
+             _trio_text(PAPER["precision_predecessor"]), ("lsp_precision",), _trio(PRECISION_SQL, ["model_grid"]),
+             _laspm_truth("model_grid"), ("truth.spectra",)),
+    Headline("§4.3", "LASPM - StarHorse bias, Teff / log g / [M/H]", _trio_text(PAPER["starhorse_bias"]),
+             ("lsp_vs_starhorse",), _trio("select param, bias from lsp_vs_starhorse where library = 'golden'")),
+    Headline("§4.3", "LASPM - StarHorse scatter, Teff / log g / [M/H]", _trio_text(PAPER["starhorse_scatter"]),
+             ("lsp_vs_starhorse",), _trio("select param, scatter from lsp_vs_starhorse where library = 'golden'")),
+    Headline("§4.4", "LASPM - APOGEE scatter, dwarfs", _trio_text(PAPER["apogee_dwarf_scatter"]), ("lsp_vs_apogee",),
+             _trio("select param, scatter from lsp_vs_apogee where library = 'golden' and class = 'dwarf'")),
+    Headline("§4.4", "LASPM - APOGEE scatter, giants", _trio_text(PAPER["apogee_giant_scatter"]), ("lsp_vs_apogee",),
+             _trio("select param, scatter from lsp_vs_apogee where library = 'golden' and class = 'giant'")),
 )
 
 

@@ -124,6 +124,7 @@ class Spectrum:
     ivar: np.ndarray      # float32, 0 = bad pixel
     pixmask: np.ndarray   # int32
     warnings: list[str] = field(default_factory=list)
+    pixels_fixed: bool = False   # flux / ivar differ from the file's (non-finite masked, ivar < 0 clipped)
 
 
 def file_bytes(path: Path) -> tuple[bytes, str]:

@@ -58,8 +58,11 @@ class Ledger:
                 [table, table, kinds]).fetchall()]
             rows = None
             if relation_kind(self.con, table, schema):
-                rows = self.con.execute(
-                    f"select count(*) from {quote_ident(schema)}.{quote_ident(table)}").fetchone()[0]
+                try:
+                    rows = self.con.execute(
+                        f"select count(*) from {quote_ident(schema)}.{quote_ident(table)}").fetchone()[0]
+                except duckdb.Error as e:        # a view over a damaged file: stale, and doctor says why
+                    rows = f"unreadable: {str(e).splitlines()[0]}"
             payload = json.dumps([shas, rows])
             self._sources[source] = hashlib.sha256(payload.encode()).hexdigest()
         return self._sources[source]
@@ -113,6 +116,47 @@ def stale_reason(con: duckdb.DuckDBPyConnection, cfg: Config, m: Model, ledger: 
         if recorded.get(d) != ledger.token(d):
             return f"{d} changed" if "." in d else f"upstream {d} rebuilt"
     return None
+
+
+def partition_key(m: Model, partition: str) -> str:
+    """The ledger name of one partition of a partitioned model: ``lsp_results[golden]``."""
+    return f"{m.name}[{partition}]"
+
+
+def partition_plan(con: duckdb.DuckDBPyConnection, cfg: Config, m: Model, ledger: Ledger,
+                   full_refresh: bool = False) -> tuple[list[tuple[str, str, str | None]], list[str]]:
+    """([(partition, why it must be built, its own token)] for the stale partitions, [partitions to
+    drop]). A partition is stale like a model (never built, code, config or an upstream changed), also
+    when its rows are missing or its ``partition_token`` changed; the list of partitions itself
+    (config key ``m.partitions``) is not a staleness input of the partitions already built."""
+    from .materialise import partition_token, present_partitions
+
+    wanted = list(cfg.flat()[m.partitions])
+    present = present_partitions(con, m)
+    chash = partition_config_hash(cfg, m)
+    stale = []
+    for p in wanted:
+        token = partition_token(con, m, cfg, p)
+        last = ledger.built.get(partition_key(m, p))
+        recorded = json.loads(last["upstream_hashes"] or "{}") if last else {}
+        changed = [d for d in m.depends_on if d not in m.token_only and recorded.get(d) != ledger.token(d)]
+        reason = ("full refresh" if full_refresh else "never built" if last is None
+                  else "rows missing" if p not in present
+                  else "code changed" if last["sql_sha256"] != m.sha256
+                  else "config changed" if last["config_hash"] != chash
+                  else "its input changed" if recorded.get("_partition") != token
+                  else (f"{changed[0]} changed" if "." in changed[0] else f"upstream {changed[0]} rebuilt")
+                  if changed else None)
+        if reason:
+            stale.append((p, reason, token))
+    return stale, [p for p in present if p not in wanted]
+
+
+def partition_config_hash(cfg: Config, m: Model) -> str | None:
+    try:
+        return cfg.hash_of([k for k in m.params if k != m.partitions and k not in m.token_only])
+    except KeyError:
+        return None
 
 
 def recorded_config(con: duckdb.DuckDBPyConnection, model: str | None = None, run_id: str | None = None) -> Config:

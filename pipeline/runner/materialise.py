@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from ..config import DEFAULT, Config
-from ..model import RUN_ID_VARIABLE, Model, ModelError
+from ..model import PARTITION_VARIABLE, RUN_ID_VARIABLE, Model, ModelError
 from ..progress import progress
 from ..pymodel import ConfigView, declared_column_docs, declared_columns
 from ..sqlmodel import compile_model_sql
@@ -70,10 +70,12 @@ def bind_config(con: duckdb.DuckDBPyConnection, cfg: Config = DEFAULT,
 class ModelContext:
     """What a Python model's ``build(ctx)`` sees: its guarded config and its declared inputs."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, m: Model, cfg: Config, run_id: str):
+    def __init__(self, con: duckdb.DuckDBPyConnection, m: Model, cfg: Config, run_id: str,
+                 partition: str | None = None):
         self._con, self._model, self._cfg = con, m, cfg
         self.name = m.name
         self.run_id = run_id
+        self.partition = partition          # the partition being built (partitioned models), else None
         self.cfg = ConfigView(cfg, frozenset(m.params), m.name)
         self._inputs = dict(m.inputs)
 
@@ -90,6 +92,8 @@ class ModelContext:
         if path:
             cur.execute(f"set file_search_path = '{path}'")
         bind_config(cur, self._cfg, self.run_id)
+        if self.partition is not None:
+            cur.execute(f"set variable {PARTITION_VARIABLE} = ?", [self.partition])
         return cur
 
     def table(self, name: str) -> pa.Table:
@@ -99,6 +103,15 @@ class ModelContext:
             return cur.sql(self._sql(name)).to_arrow_table()
         finally:
             cur.close()
+
+    def scalar(self, sql: str, *params):
+        """One value of a SELECT over this model's own declared inputs' relations (token functions)."""
+        cur = self._cursor()
+        try:
+            row = cur.execute(sql, list(params)).fetchone()
+        finally:
+            cur.close()
+        return None if row is None else row[0]
 
     def count(self, name: str) -> int:
         cur = self._cursor()
@@ -180,17 +193,109 @@ class single_threaded:
         return False
 
 
+def _fill(con: duckdb.DuckDBPyConnection, m: Model, cfg: Config, run_id: str, tmp: str,
+          partition: str | None = None) -> tuple[tuple[tuple[str, str], ...], dict[str, str]]:
+    """Create ``tmp`` from a Python model's declared columns and insert every batch it yields."""
+    ctx = ModelContext(con, m, cfg, run_id, partition)
+    cols = declared_columns(m, ctx.cfg)
+    _create_from_columns(con, tmp, cols)
+    for batch in m.fn(ctx) or ():
+        _insert_batch(con, m, tmp, batch, cols)
+    return declared_column_docs(m, ctx.cfg), cols
+
+
+def partition_token(con: duckdb.DuckDBPyConnection, m: Model, cfg: Config, partition: str) -> str | None:
+    """The value of the model's ``partition_token`` SELECT for one partition (None without one)."""
+    if not m.partition_token:
+        return None
+    ctx = ModelContext(con, m, cfg, "adhoc", partition)
+    if callable(m.partition_token):
+        try:
+            return str(m.partition_token(ctx))
+        except (duckdb.Error, ModelError):
+            return None                      # its inputs are not built yet: the partition is stale anyway
+    cur = ctx._cursor()
+    try:
+        row = cur.execute(m.partition_token).fetchone()
+    except duckdb.Error:
+        return None
+    finally:
+        cur.close()
+    return None if row is None else str(row[0])
+
+
+def present_partitions(con: duckdb.DuckDBPyConnection, m: Model) -> list[str]:
+    if relation_kind(con, m.name) != "table":
+        return []
+    return [r[0] for r in con.execute(f"select distinct {quote_ident(m.partition_by)} from {quote_ident(m.name)} "
+                                      "order by 1").fetchall()]
+
+
+def build_partition(con: duckdb.DuckDBPyConnection, m: Model, cfg: Config, run_id: str, partition: str) -> int:
+    """Build one partition of ``m`` and swap its rows in (delete the old partition, insert the new, in
+    one transaction); a table whose columns no longer match the declaration is replaced. Returns the
+    partition's rows."""
+    _check_buildable(con, m)
+    tmp = tmp_name(m, run_id) + "_part"
+    drop_relation(con, tmp)
+    target = quote_ident(m.name)
+    try:
+        docs, cols = _fill(con, m, cfg, run_id, tmp, partition)
+        col = quote_ident(m.partition_by)
+        rows, stray = con.execute(f"select count(*), count(*) filter (where {col} is distinct from ?) "
+                                  f"from {quote_ident(tmp)}", [partition]).fetchone()
+        if stray:
+            raise ModelError(f"{m.name}: {stray} yielded row(s) of partition {partition!r} carry another "
+                             f"{m.partition_by}")
+        existing = [(r[0], r[1].upper()) for r in con.execute(
+            "select column_name, data_type from duckdb_columns() where schema_name = 'main' and table_name = ? "
+            "order by column_index", [m.name]).fetchall()]
+        fresh_schema = [(r[0], r[1].upper()) for r in con.execute(
+            "select column_name, data_type from duckdb_columns() where schema_name = 'main' and table_name = ? "
+            "order by column_index", [tmp]).fetchall()]
+        with transaction(con):
+            if existing and existing != fresh_schema:
+                con.execute(f"drop table {target}")          # the declaration changed: every partition rebuilds
+                existing = []
+            if not existing:
+                drop_relation(con, m.name)
+                con.execute(f"alter table {quote_ident(tmp)} rename to {target}")
+                _comment(con, m, docs)
+            else:
+                con.execute(f"delete from {target} where {col} = ?", [partition])
+                con.execute(f"insert into {target} select * from {quote_ident(tmp)}")
+                con.execute(f"drop table {quote_ident(tmp)}")
+        return rows
+    except BaseException:
+        drop_relation(con, tmp)
+        raise
+
+
+def drop_partition(con: duckdb.DuckDBPyConnection, m: Model, partition: str) -> int:
+    """Delete one partition's rows; returns how many went."""
+    n = con.execute(f"select count(*) from {quote_ident(m.name)} where {quote_ident(m.partition_by)} = ?",
+                    [partition]).fetchone()[0]
+    con.execute(f"delete from {quote_ident(m.name)} where {quote_ident(m.partition_by)} = ?", [partition])
+    return n
+
+
+def _check_buildable(con: duckdb.DuckDBPyConnection, m: Model) -> None:
+    if m.error:
+        raise ModelError(m.error)
+    for source in m.sources:
+        if source in m.token_only:
+            continue                         # read only by the partitions that need it, if at all
+        if relation_kind(con, *reversed(source.split(".", 1))) is None:
+            raise ModelError(f"{source} is missing: ingest it first (mgold ingest ...)")
+
+
 def tmp_name(m: Model, run_id: str) -> str:
     return f"{m.name}__tmp_{re.sub(r'[^0-9A-Za-z_]', '_', run_id)}"
 
 
 def build_one(con: duckdb.DuckDBPyConnection, m: Model, cfg: Config, run_id: str) -> int | None:
     """Create ``m`` atomically; returns its row count (None for SQL views)."""
-    if m.error:
-        raise ModelError(m.error)
-    for source in m.sources:
-        if relation_kind(con, *reversed(source.split(".", 1))) is None:
-            raise ModelError(f"{source} is missing: ingest it first (mgold ingest ...)")
+    _check_buildable(con, m)
     target = quote_ident(m.name)
     existing = relation_kind(con, m.name)
     if m.kind == "view" and not m.is_python:
@@ -205,12 +310,7 @@ def build_one(con: duckdb.DuckDBPyConnection, m: Model, cfg: Config, run_id: str
     drop_relation(con, tmp)
     try:
         if m.is_python:
-            ctx = ModelContext(con, m, cfg, run_id)
-            cols = declared_columns(m, ctx.cfg)
-            _create_from_columns(con, tmp, cols)
-            for batch in m.fn(ctx) or ():
-                _insert_batch(con, m, tmp, batch, cols)
-            docs = declared_column_docs(m, ctx.cfg)
+            docs, _ = _fill(con, m, cfg, run_id, tmp)
         else:
             with single_threaded(con):
                 con.execute(f"create table {quote_ident(tmp)} as {compile_model_sql(m)}")

@@ -4,7 +4,8 @@ Layout of ``out``::
 
     manifest.json        preset, seed, format, generator hash, flat synth config, files [{kind, path}],
                          truth [paths]
-    lamost/              spectra: Parquet batches, or one DR9+/DR13 FITS file per spectrum
+    lamost/              spectra: Parquet batches in the landing layout (header columns + ingest's
+                         spectra columns and encodings), or one DR9+/DR13 FITS file per spectrum
     catalogs/            one file per catalogue kind (FITS, CSV or Parquet, like the real ones)
     truth/*.parquet      stars, spectra, injected_offsets, label_rows: evaluation only
 
@@ -32,7 +33,8 @@ from mgold.pipeline.synth.observe import C_KMS, DATA_V, RV_FAILED, Observer, mak
 from mgold.pipeline.synth.stars import make_stars, stream
 from mgold.pipeline.synth.truth import load_truth, write_truth  # noqa: F401  (load_truth re-exported)
 from mgold.pipeline.synth.writers import (spectra_table, spectrum_fits_name, to_arrow, write_csv,
-                                          write_fits_table, write_parquet, write_spectrum_fits)
+                                          write_fits_table, write_parquet, write_spectra_parquet,
+                                          write_spectrum_fits)
 
 FORMATS = ("parquet", "fits")
 # catalogue kind -> (file name, writer): formats like the real releases
@@ -95,7 +97,7 @@ def write_spectra(cfg: Config, out: Path, fmt: str, stars: dict, visits: dict) -
             if fmt == "parquet":
                 rel = f"lamost/spectra-{b:05d}.parquet"
                 table = spectra_table(header, res["flux"], res["ivar"], res["pixmask"])
-                pending = pool.submit(write_parquet, table, out / rel, cfg.ingest.spectra_per_row_group,
+                pending = pool.submit(write_spectra_parquet, table, out / rel, cfg.ingest.spectra_per_row_group,
                                       s.spectra_compression)
                 files.append({"kind": "lamost", "path": rel})
             else:
@@ -177,11 +179,14 @@ def _write_universe(cfg: Config, out: Path, fmt: str) -> None:
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
-def manifest_complete(out: Path) -> str | None:
-    """None when every file the manifest lists is present with its recorded size, else why not."""
+def manifest_complete(out: Path, pruned_ok: set[str] = frozenset()) -> str | None:
+    """None when every file the manifest lists is present with its recorded size, else why not;
+    a file in ``pruned_ok`` (ingested, then removed with --no-keep-inputs) may be absent."""
     m = json.loads((Path(out) / "manifest.json").read_text())
     for f in m["files"] + [{"path": t} for t in m.get("truth", [])]:
         p = Path(out) / f["path"]
+        if not p.is_file() and str(p) in pruned_ok:
+            continue
         if not p.is_file():
             return f"{p} is missing"
         if "bytes" in f and p.stat().st_size != f["bytes"]:

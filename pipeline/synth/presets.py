@@ -27,6 +27,31 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# measured bytes per stored spectrum (3,909 px): Parquet in the landing layout (zstd + byte-stream-split,
+# pipeline/bench/storage.py: 23.7 kB synthetic), a DR9+ FITS file (5 float32 rows + header), and per
+# labelled spectrum the two processed grids of the spectra layer in the DuckDB file (~5,200 float32 pairs)
+BYTES_PER_SPECTRUM = {"parquet": 24_000, "fits": 85_000}
+BYTES_PER_LABELLED = 45_000
+LABELLED_FRACTION = 0.064          # of stars (see the paper preset above)
+
+
+def expected_spectra(cfg: Config) -> int:
+    """About how many spectra the universe of ``cfg`` has (visits of its stars + the dr11 extras)."""
+    from .stars import _mean_repeat_visits
+
+    s = cfg.synth
+    mean_visits = 1.0 + s.repeat_fraction * (_mean_repeat_visits(s) - 1.0)
+    return int(s.n_stars * mean_visits + s.n_dr11_spectra)
+
+
+def disk_needed_bytes(cfg: Config, fmt: str) -> int:
+    """Disk a build of this universe needs at most: the inputs (adopted into the warehouse when Parquet,
+    copied when FITS), the labelled spectra's grids, and 10% for tables and the DuckDB file."""
+    n = expected_spectra(cfg)
+    spectra = n * BYTES_PER_SPECTRUM[fmt] + (n * BYTES_PER_SPECTRUM["parquet"] if fmt == "fits" else 0)
+    return int(1.1 * (spectra + LABELLED_FRACTION * cfg.synth.n_stars * BYTES_PER_LABELLED))
+
+
 def config_for(preset: str, seed: int | None = None, sets: list[str] | dict | None = None,
                base: Config = DEFAULT) -> Config:
     """``base`` with the preset's overrides, ``synth.preset``/``synth.seed``, then ``sets``."""

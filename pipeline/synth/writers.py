@@ -3,8 +3,10 @@
 Parquet (no timestamps), CSV (pyarrow, fixed float formatting) and FITS (astropy,
 no DATE / CHECKSUM cards) so the same seed and preset give byte-identical files.
 LAMOST spectra go either to Parquet batches (one row per spectrum, lists of
-flux/ivar/pixmask) or to one DR9+/DR13-layout FITS file per spectrum (empty
-primary HDU with the header keys, 1-row BINTABLE ``COADD``).
+flux/ivar/pixmask, typed and encoded exactly as ingest writes its landing parts:
+``lamost.SPECTRA_SCHEMA`` / ``PARQUET_OPTIONS``, plus the header columns) or to one
+DR9+/DR13-layout FITS file per spectrum (empty primary HDU with the header keys,
+1-row BINTABLE ``COADD``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from astropy.io import fits
 
+from mgold.pipeline.ingest.lamost import PARQUET_OPTIONS, SPECTRA_SCHEMA
 from mgold.pipeline.synth.spectra_model import DLOGLAM, LOGLAM0, N_PIX
 
 # header columns of a spectra Parquet row, in order (then loglam0, dloglam, flux, ivar, pixmask)
@@ -50,13 +53,25 @@ def to_arrow(cols: dict) -> pa.Table:
     return pa.table({k: _column(v) for k, v in cols.items()})
 
 
-def write_parquet(table: pa.Table, path: Path, row_group_size: int | None = None,
-                  compression: str = "zstd") -> None:
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """A catalogue or truth table: zstd-1, strings dictionary-encoded."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # dictionary-encode strings only: on noisy float lists it costs time and saves nothing
     strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
-    pq.write_table(table, path, compression=compression, compression_level=1 if compression == "zstd" else None,
-                   row_group_size=row_group_size, use_dictionary=strings, write_statistics=True)
+    pq.write_table(table, path, compression="zstd", compression_level=1, use_dictionary=strings,
+                   write_statistics=True)
+
+
+def write_spectra_parquet(table: pa.Table, path: Path, row_group_size: int,
+                          compression: str = PARQUET_OPTIONS["compression"]) -> None:
+    """A spectra table in the landing layout: the ingest writer's options (``lamost.PARQUET_OPTIONS``)
+    and row groups, so with the default codec its spectra columns are encoded exactly as ingest
+    writes them; another codec changes only the compression."""
+    options = dict(PARQUET_OPTIONS)
+    if compression != options["compression"]:
+        options.update(compression=compression, compression_level=None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with pq.ParquetWriter(path, table.schema, **options) as writer:
+        writer.write_table(table, row_group_size=row_group_size)
 
 
 def write_csv(table: pa.Table, path: Path) -> None:
@@ -86,15 +101,20 @@ def write_fits_table(cols: dict, path: Path, extname: str = "") -> None:
 
 
 def spectra_table(header: dict, flux: np.ndarray, ivar: np.ndarray, pixmask: np.ndarray) -> pa.Table:
-    """One Arrow row per spectrum: header columns, loglam0, dloglam, flux, ivar, pixmask."""
+    """One Arrow row per spectrum: header columns, loglam0, dloglam, flux, ivar, pixmask (the
+    last five and obsid typed as ``lamost.SPECTRA_SCHEMA``)."""
     n = flux.shape[0]
     cols = {k: header[k] for k in SPECTRA_HEADER}
     cols["loglam0"] = np.full(n, LOGLAM0)
     cols["dloglam"] = np.full(n, DLOGLAM)
     cols["flux"] = flux.astype(np.float32, copy=False)
     cols["ivar"] = ivar.astype(np.float32, copy=False)
-    cols["pixmask"] = pixmask.astype(np.int32, copy=False)
-    return to_arrow(cols)
+    cols["pixmask"] = pixmask
+    table = to_arrow(cols)
+    # the spectra columns typed exactly as the landing table's (SPECTRA_SCHEMA)
+    return pa.Table.from_arrays([table.column(f.name).cast(SPECTRA_SCHEMA.field(f.name).type)
+                                 if f.name in SPECTRA_SCHEMA.names else table.column(f.name)
+                                 for f in table.schema], names=table.column_names)
 
 
 def spectrum_fits_name(lmjd: int, planid: str, spid: int, fiberid: int) -> str:

@@ -288,3 +288,47 @@ def test_the_runner_owns_a_python_models_table(stage_pkg):
     assert con.execute("select comment from duckdb_columns() where table_name = 'spc_batches' "
                        "and column_name = 'i'").fetchone()[0] == "row number"
     assert not con.execute("select table_name from duckdb_tables() where table_name like '%tmp%'").fetchall()
+
+
+PARTITIONED = '''
+    import pyarrow as pa
+    from mgold.pipeline.pymodel import python_model
+
+    @python_model(name="spc_parts", layer="spectra", columns={"catalog": "varchar", "v": "double"},
+                  inputs={"v": "select {k} * length(getvariable('partition')) as v"},
+                  partition_by="catalog", partitions="labels.dwarf_priority",
+                  partition_token="select getvariable('partition') = 'ding22' and getvariable('clean.dbscan_eps') > 1")
+    def build(ctx):
+        yield pa.table({"catalog": [ctx.partition], "v": ctx.table("v")["v"]})
+'''
+
+
+def test_a_partitioned_model_rebuilds_only_its_stale_partitions_and_says_what_it_drops(stage_pkg):
+    from mgold.pipeline.runner import model_states
+
+    pkg = stage_pkg(PARTITIONED.replace("{k}", "1.0"))
+    project = Project.load(sql_root=Path("/nonexistent"), stages=pkg)
+    con = duckdb.connect()
+
+    def go(cfg=DEFAULT):
+        res = run(con, project, cfg)[0]
+        built = {r[0] for r in con.execute(
+            "select model from meta.model_runs where status = 'built' and model like 'spc_parts[%' and run_id = "
+            "(select run_id from meta.runs order by started_at desc limit 1)").fetchall()}
+        return res, built
+
+    res, built = go()
+    assert res.status == "built" and built == {"spc_parts[aspcap]", "spc_parts[ding22]", "spc_parts[laspm]"}
+    assert con.execute("select count(*) from spc_parts").fetchone()[0] == 3
+    res, _ = go()
+    assert res.status == "fresh"
+    fewer = DEFAULT.with_overrides({"labels.dwarf_priority": ["aspcap", "ding22"]})
+    res, built = go(fewer)
+    assert res.status == "built" and "dropped laspm (1 rows)" in res.reason and not built
+    assert sorted(r[0] for r in con.execute("select catalog from spc_parts").fetchall()) == ["aspcap", "ding22"]
+    res, built = go()                                      # back: only the missing partition is built
+    assert built == {"spc_parts[laspm]"}
+    token = DEFAULT.with_overrides({"clean.dbscan_eps": 2.0})
+    assert {s.name: s.stale for s in model_states(con, project, token)}["spc_parts"]
+    res, built = go(token)                                 # only ding22's own fingerprint changed
+    assert built == {"spc_parts[ding22]"}
