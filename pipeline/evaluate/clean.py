@@ -50,7 +50,7 @@ import numpy as np
 from ..config import DEFAULT, Config
 from ..runner import recorded_config
 from ..stages.clean import distance_params, iter_bin_chunks, min_pts, prepare_bin
-from .html import relation_state
+from .relations import relation_state
 
 SNR_CLASSES = ((0.0, 15.0), (15.0, 25.0), (25.0, 40.0), (40.0, float("inf")))
 
