@@ -19,7 +19,7 @@ def relation_state(con, name: str) -> str | None:
     if not found:
         return "missing"
     try:
-        row = con.execute(f"select 1 from {name} limit 1").fetchone()
+        row = con.execute(f"select 1 from {name} limit 1").fetchall()   # fetchall: no result left open
     except Exception as e:  # noqa: BLE001 - e.g. a view over Parquet files that are not there
         return f"unreadable: {str(e).splitlines()[0]}"
     return None if row else "empty"

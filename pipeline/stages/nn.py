@@ -245,6 +245,43 @@ class NNResult(NamedTuple):
         })
         return per_star, per_fold
 
+    @classmethod
+    def from_tables(cls, per_star: pa.Table, per_fold: pa.Table, base_limits, converged: bool,
+                    stop_reason: str) -> "NNResult":
+        """The result back from the tables of ``to_tables`` (``cln_nn_predictions``, and ``cln_nn_folds``
+        without its fold ``EXCLUDED_FOLD`` row), e.g. to run ``nn_summary`` on a built warehouse."""
+        d = {c: per_star[c].to_numpy(zero_copy_only=False) for c in ("obsid", "iteration")}
+        fold = per_star["fold"].fill_null(EXCLUDED_FOLD).to_numpy(zero_copy_only=False)
+        ids, first = np.unique(d["obsid"].astype(np.int64), return_index=True)
+        labels = np.column_stack([per_star[c].to_numpy(zero_copy_only=False).astype(np.float64)[first]
+                                  for c in LABELS]).reshape(-1, 3)
+        excluded = np.full(ids.size, None, dtype=object)
+        out = np.flatnonzero(fold == EXCLUDED_FOLD)
+        excluded[np.searchsorted(ids, d["obsid"][out])] = np.asarray(per_star["reason"].to_pylist(), object)[out]
+        rows = np.flatnonzero(fold != EXCLUDED_FOLD)
+        rows = rows[np.lexsort((d["obsid"][rows], d["iteration"][rows]))]
+        star = np.searchsorted(ids, d["obsid"][rows])
+
+        def mat(names):
+            return np.column_stack([per_star[c].to_numpy(zero_copy_only=False).astype(np.float64)[rows]
+                                    for c in names]).reshape(-1, 3)
+
+        f = per_fold.sort_by([("iteration", "ascending"), ("fold", "ascending")]).to_pylist()
+        folds = tuple(FoldFit(**{k: r[k] for k in ("iteration", "fold", "n_train", "n_test", "random_state",
+                                                   "n_epochs", "stopped_early", "best_validation_r2")},
+                              loss_curve=np.asarray(r["loss_curve"], dtype=np.float64),
+                              validation_r2_curve=np.asarray(r["validation_r2_curve"], dtype=np.float64))
+                      for r in f)
+        limits = {r["iteration"]: [r[f"limit_{c}"] for c in RESID_NAMES] for r in f}
+        return cls(ids=ids, labels=labels, n_masked_pix=per_star["n_masked_pix"].to_numpy(zero_copy_only=False)[first],
+                   excluded=excluded, row_iteration=d["iteration"][rows].astype(np.int32),
+                   row_star=star.astype(np.int64), row_fold=fold[rows].astype(np.int32), row_pred=mat(PRED_NAMES),
+                   row_resid=mat(RESID_NAMES),
+                   row_removed=per_star["removed"].to_numpy(zero_copy_only=False)[rows].astype(bool),
+                   folds=folds, base_limits=np.asarray(base_limits, dtype=np.float64),
+                   limits=np.asarray([limits[i] for i in sorted(limits)], dtype=np.float64).reshape(-1, 3),
+                   converged=bool(converged), stop_reason=str(stop_reason))
+
     def fold_table(self) -> pa.Table:
         """The ``cln_nn_folds`` rows (``NN_FOLDS_COLUMNS``): one per (iteration, fold) with its fit record
         and its held-out stars as parallel lists in obsid order, plus one row (iteration 0, fold

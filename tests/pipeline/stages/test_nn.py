@@ -333,6 +333,9 @@ def test_the_nn_models_hold_exactly_what_nn_clean_decided():
     folds = con.execute("select iteration, fold, n_test, len(obsids), n_epochs, len(loss_curve) "
                         "from cln_nn_folds where fold >= 0").fetchall()
     assert len(folds) == len(want.folds) and all(n == m and e == c for _, _, n, m, e, c in folds)
+    back = nn.NNResult.from_tables(got, con.sql("select * from cln_nn_folds where fold >= 0").to_arrow_table(),
+                                   want.base_limits, want.converged, want.stop_reason)
+    assert nn.nn_summary(back) == nn.nn_summary(want)                  # the report reads the warehouse back
 
 
 def test_nn_predictions_are_identical_for_the_same_seed_and_differ_for_another():
@@ -365,3 +368,12 @@ def test_an_empty_kept_sample_fails_the_nn_stage_in_one_line_and_keeps_the_last_
     assert "0 usable star(s) of 0" in res["cln_nn_folds"].error and "\n" not in res["cln_nn_folds"].error
     assert res["cln_nn_kept"].status == "skipped"
     assert con.execute("select * from cln_nn_kept order by obsid").fetchall() == before
+
+
+def test_a_result_read_back_from_its_tables_gives_the_same_summary(outliers_run):
+    r, _, _ = outliers_run
+    per_star, per_fold = r.to_tables()
+    back = nn.NNResult.from_tables(per_star, per_fold, r.base_limits, r.converged, r.stop_reason)
+    assert nn.nn_summary(back) == nn.nn_summary(r)
+    for a, b in zip(back.to_tables(), r.to_tables()):
+        assert a.equals(b)
