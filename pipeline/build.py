@@ -65,6 +65,8 @@ class BuildSummary:
         if "cln_kept" in self.rows:
             out += [f"      mgold report clean {w}    (cleaning accuracy vs truth)",
                     f"      mgold inspect list {w}    (bins waiting for a person)"]
+        if "lsp_results" in self.rows:
+            out.append(f"      mgold report laspm {w}    (LASPM precision, comparisons, accuracy)")
         return out
 
 

@@ -57,6 +57,14 @@ PAPER = {
     "apogee_giant_scatter": (23.0, 0.15, 0.15),
 }
 PARAMS = ("teff_k", "logg_dex", "mh_dex")
+NOT_BUILT = "not built yet"
+
+
+def trio_text(values) -> str:
+    """(teff_k, logg_dex, mh_dex) -> '67 K / 0.07 / 0.14 dex', the paper's way of quoting them."""
+    if values is None or any(v is None for v in values):
+        return NOT_BUILT
+    return f"{values[0]:.0f} K / {values[1]:.2f} / {values[2]:.2f} dex"
 
 
 def _rows(con, sql: str, params=None) -> list[dict]:

@@ -23,6 +23,9 @@ def build(
     format_: Annotated[str, typer.Option("--format", help="Synthetic spectra as parquet or fits.")] = "parquet",
     set_: Sets = None,
     wait: Wait = False,
+    report: Annotated[bool, typer.Option("--report/--no-report",
+                                         help="Write the HTML report (W_files/report/index.html) and print the "
+                                              "headline figures at the end.")] = True,
     keep_inputs: Annotated[bool, typer.Option("--keep-inputs/--no-keep-inputs",
                                               help="Keep the synthetic universe's input spectra files after "
                                                    "ingest (Parquet inputs are adopted by hard link: keeping "
@@ -53,5 +56,10 @@ def build(
     typer.echo("build finished")
     for line in summary.lines():
         typer.echo(line)
+    if report and until is None:
+        from ..datafiles import files_dir
+        from .report import write_report
+
+        write_report(warehouse, files_dir(warehouse) / "report", headline=True)
     if summary.ingest_rejected:
         raise typer.Exit(EXIT_REJECTED)

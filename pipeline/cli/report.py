@@ -105,23 +105,29 @@ def html_cmd(warehouse: Warehouse = DEFAULT_WAREHOUSE,
 
     Example: mgold report html -w demo/warehouse.duckdb --out demo/report
     """
+    rep = write_report(warehouse, out)
+    if rep.failed:
+        raise typer.Exit(1)
+
+
+def write_report(warehouse: Path, out: Path, headline: bool = False):
+    """Render the HTML report of ``warehouse`` into ``out``; print its summary (and, with ``headline``,
+    every headline number mgold measured beside the paper's). Returns the Report."""
     from ..evaluate.html import NOT_BUILT, render
 
     with reading(warehouse) as con:
         rep = render(con, out)
     drawn = sum(s == "drawn" for s in rep.figures.values())
     numbers = sum(r.mgold != NOT_BUILT for r in rep.headline)
+    if headline:
+        rows = [(r.section, r.quantity, r.paper, r.mgold) for r in rep.headline if r.mgold != NOT_BUILT]
+        typer.echo("\nheadline figures (paper | mgold):\n" + _table(("§", "quantity", "paper", "mgold"), rows))
     typer.echo(f"{drawn} of {len(rep.figures)} figures drawn, {numbers} of {len(rep.headline)} headline numbers "
                f"measured; accuracy: {', '.join(rep.accuracy) or 'skipped'}")
     typer.echo(f"wrote {rep.index}")
     for n, status in rep.failed.items():
         typer.echo(f"mgold: error: Fig. {n}: {status}", err=True)
-    if rep.failed:
-        raise typer.Exit(1)
-
-
-def _trio(v: tuple) -> str:
-    return " / ".join(f"{x:.0f} K" if i == 0 else f"{x:.2f}" for i, x in enumerate(v)) + " dex"
+    return rep
 
 
 def _fmt(param: str, v) -> str:
@@ -140,6 +146,7 @@ def laspm_cmd(warehouse: Warehouse = DEFAULT_WAREHOUSE) -> None:
     from .. import report as R
     from ..evaluate import laspm as E
 
+    _trio = R.trio_text
     with reading(warehouse) as con:
         have = {t for (t,) in con.execute("select table_name from duckdb_tables() where schema_name = 'main'").fetchall()}
         if "lsp_results" not in have:

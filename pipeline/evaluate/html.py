@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Config
-from ..report import PAPER
+from ..report import NOT_BUILT, PAPER
+from ..report import trio_text as _trio_text
 from ..runner import recorded_config
 from .figures import FIGURES, Figure
 from .relations import relation_state, unmet  # noqa: F401 - part of this module's interface
 
-NOT_BUILT = "not built yet"
 
 
 # --------------------------------------------------------------------------- headline numbers
@@ -113,13 +113,6 @@ NAMES = {"aspcap": "ASPCAP", "qiu23": "Qiu23", "ding22": "Ding22", "laspm": "LAS
 GOLDEN = ("gold_sample",)
 NN = ("cln_nn_predictions", "cln_nn_folds")
 LABELLED = ("lbl_labelled_sample",)
-
-
-def _trio_text(values) -> str:
-    """(teff_k, logg_dex, mh_dex) -> '67 K / 0.07 / 0.14 dex' (the paper's way of quoting them)."""
-    if values is None or any(v is None for v in values):
-        return NOT_BUILT
-    return f"{values[0]:.0f} K / {values[1]:.2f} / {values[2]:.2f} dex"
 
 
 def _trio(sql: str, params: list | None = None) -> Callable:
