@@ -223,7 +223,7 @@ def draw_suggestion(ax, con, sugg: list[dict], eps: float, max_refs: int = 12) -
         near = ", ".join(f"{o} {b} {d:.2f}" for o, b, d in list(zip(r["reference_obsids"], r["reference_bins"],
                                                                     r["scaled_distances"]))[:3] if d is not None)
         verdict = (f"{r['suggestion']} (confidence {r['confidence']:.2f}, p_keep {r['p_keep']:.2f}, "
-                   f"{r['n_within']}/{r['n_needed']} needed of {r['n_references']} within eps)"
+                   f"{r['n_within']} of {r['n_references']} references within eps, {r['n_needed']} needed)"
                    if r["suggestion"] and r["n_needed"] is not None else
                    f"{r['suggestion'] or 'no suggestion'}: {r['note']}")
         lines.append(f"{r['obsid']}: {verdict}" + (f"; nearest: {near}" if near else ""))
