@@ -108,6 +108,7 @@ SUGGESTION_COLUMNS = {
     "scaled_distances": ("double[]", "eps * D / T(label offset): compare with clean.dbscan_eps"),
     "noise_sd_d2": ("double[]", "photon-noise standard deviation of D^2 of each pair"),
     "p_within": ("double[]", "probability that each reference lies within the threshold"),
+    "gradient_d2_per_step": ("double[]", "a_p of the fit used (Teff, log g, [M/H]): D^2 per squared bin step"),
 }
 
 
@@ -276,7 +277,7 @@ def _decide(r: dict, refs: References, fits: dict, steps: np.ndarray, eps: float
     out = {k: r[k] for k in ("bin_id", "obsid", "reason", "snr_i")}
     out.update(n_references=int(ref_rows.size), n_needed=None, n_within=None, p_keep=None, suggestion=None,
                confidence=None, nearest_scaled_dist=None, note=None, reference_obsids=[], reference_bins=[],
-               distances=[], scaled_distances=[], noise_sd_d2=[], p_within=[])
+               distances=[], scaled_distances=[], noise_sd_d2=[], p_within=[], gradient_d2_per_step=None)
     if not r["usable"]:
         return {**out, "suggestion": "reject", "confidence": 1.0, "p_keep": 0.0, "note": NOTE_UNUSABLE}
     if ref_rows.size == 0:
@@ -302,7 +303,8 @@ def _decide(r: dict, refs: References, fits: dict, steps: np.ndarray, eps: float
             "reference_obsids": refs.obsid[ref_rows[order]].tolist(),
             "reference_bins": refs.bin_id[ref_rows[order]].tolist(),
             "distances": fin_or_nan(d[order]), "scaled_distances": fin_or_nan(scaled[order]),
-            "noise_sd_d2": fin_or_nan(r["sd"][order]), "p_within": p[order].tolist()}
+            "noise_sd_d2": fin_or_nan(r["sd"][order]), "p_within": p[order].tolist(),
+            "gradient_d2_per_step": a.tolist()}
 
 
 def _table(rows: list[dict]) -> pa.Table:
@@ -311,7 +313,8 @@ def _table(rows: list[dict]) -> pa.Table:
              "suggestion": pa.string(), "confidence": pa.float64(), "nearest_scaled_dist": pa.float64(),
              "note": pa.string(), "reference_obsids": pa.list_(pa.int64()), "reference_bins": pa.list_(pa.string()),
              "distances": pa.list_(pa.float64()), "scaled_distances": pa.list_(pa.float64()),
-             "noise_sd_d2": pa.list_(pa.float64()), "p_within": pa.list_(pa.float64())}
+             "noise_sd_d2": pa.list_(pa.float64()), "p_within": pa.list_(pa.float64()),
+             "gradient_d2_per_step": pa.list_(pa.float64())}
     return pa.table({c: pa.array([r[c] for r in rows], t) for c, t in types.items()})
 
 

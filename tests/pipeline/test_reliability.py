@@ -59,6 +59,9 @@ def _commands(fits_file: Path) -> dict[str, list[str]]:
         "inspect list": ["inspect", "list"], "inspect show": ["inspect", "show", "t3500_g4.70_m0.00"],
         "inspect decide": ["inspect", "decide", "t3500_g4.70_m0.00", "--keep", "1"],
         "inspect figure": ["inspect", "figure"],
+        "inspect accept-suggestions": ["inspect", "accept-suggestions"],
+        "report golden": ["report", "golden"],
+        "export golden": ["export", "golden", "--fits", str(fits_file.parent / "golden.fits")],
         "laspm run": ["laspm", "run", "--library", "miles"], "report laspm": ["report", "laspm"],
         "runs list": ["runs", "list"], "runs show": ["runs", "show", "latest"],
         "runs diff": ["runs", "diff", "previous", "latest"],
@@ -91,7 +94,7 @@ def test_every_command_fails_in_one_line_on_a_directory(tmp_path, fits_file):
 
 def test_every_command_fails_in_one_line_on_a_missing_or_unwritable_warehouse(tmp_path, fits_file):
     readers = {"sql status", "sql test", "sql show", "sql query", "report labels", "report clean", "report html",
-               "report laspm",
+               "report laspm", "report golden", "export golden",
                "inspect list", "inspect show", "inspect figure", "runs list", "runs show", "runs diff"}
     for name, args in _commands(fits_file).items():
         if name in readers:
