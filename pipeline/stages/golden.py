@@ -32,7 +32,7 @@ from mgold.udfs.laspm import FitResult, fit_batch, pixel_mask_outside, prepare_l
 from ..config import Config
 from ..pymodel import python_model
 from .laspm import _FIT_PARAMS, LABELS
-from .nn import spectra_matrix
+from .nn import label_matrix, spectra_matrix
 from .spectra import grid
 
 STEP_KEYS = ("clean.bin_teff_k", "clean.bin_logg_dex", "clean.bin_mh_dex")
@@ -128,8 +128,7 @@ def loo_table(ids: np.ndarray, cls: list, labels: np.ndarray, fit: FitResult, hu
 )
 def build(ctx):
     t = ctx.table("golden")
-    labels = np.column_stack([t[c].to_numpy(zero_copy_only=False).astype(np.float64) for c in LABELS]) \
-        if t.num_rows else np.empty((0, 3))
+    labels = label_matrix(t)
     if not usable_templates(labels).all():
         raise ValueError("gold_loo: cln_nn_kept holds labels that are not finite (the NN stage excludes them)")
     n_pix = grid(ctx.cfg, "red")[2]

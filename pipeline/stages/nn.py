@@ -549,6 +549,13 @@ def spectra_matrix(col: pa.ChunkedArray | pa.Array, n_pix: int | None = None) ->
     return out
 
 
+def label_matrix(t: pa.Table) -> np.ndarray:
+    """(rows, 3) float64 teff_k, logg_dex, mh_dex of a table's columns (NULL -> NaN)."""
+    if not t.num_rows:
+        return np.empty((0, 3))
+    return np.column_stack([t[c].to_numpy(zero_copy_only=False).astype(np.float64) for c in LABELS])
+
+
 @python_model(
     name="cln_nn_folds", layer="clean", columns=NN_FOLDS_COLUMNS, inputs={"kept": KEPT_RED_SQL}, params=NN_PARAMS,
     description="Neural-net cleaning of cln_kept (paper §2.5): per iteration and fold, the fold network's "
@@ -559,8 +566,7 @@ def spectra_matrix(col: pa.ChunkedArray | pa.Array, n_pix: int | None = None) ->
 )
 def build(ctx):
     t = ctx.table("kept")
-    Y = np.column_stack([t[c].to_numpy(zero_copy_only=False).astype(np.float64) for c in LABELS]) \
-        if t.num_rows else np.empty((0, 3))
+    Y = label_matrix(t)
     ids = t["obsid"].to_numpy(zero_copy_only=False).astype(np.int64)
     result = nn_clean(spectra_matrix(t["flux"]), Y, ids, ctx.cfg, int(ctx.cfg.nn.seed), spectra_matrix(t["ivar"]))
     yield result.fold_table()
