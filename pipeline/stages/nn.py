@@ -116,6 +116,30 @@ REASON_RESIDUAL = "nn_residual"
 REASON_FEW_PIXELS = "few_good_pixels"
 REASON_NONPOSITIVE = "nonpositive_median"
 REASON_NAN_LABEL = "nan_label"
+REASON_TOO_FEW = "too_few_for_nn"     # kept unjudged: fewer usable stars than K folds can train on (not removed)
+
+
+class TooFewStars(ValueError):
+    """Fewer usable stars than the folds can train on; carries what ``nn_clean`` knew of each star."""
+
+    def __init__(self, message: str, ids: np.ndarray, labels: np.ndarray, excluded: np.ndarray,
+                 n_masked: np.ndarray):
+        super().__init__(message)
+        self.ids, self.labels, self.excluded, self.n_masked = ids, labels, excluded, n_masked
+
+    def pass_through(self) -> pa.Table:
+        """The cln_nn_folds row of a sample the NN cannot judge: every usable star kept, unjudged (reason
+        ``REASON_TOO_FEW``, not removed), the others excluded as usual."""
+        reasons = np.where(self.excluded == None, REASON_TOO_FEW, self.excluded)  # noqa: E711 (object array)
+        res = NNResult(ids=self.ids, labels=self.labels, n_masked_pix=self.n_masked, excluded=reasons,
+                       row_iteration=np.empty(0, np.int32), row_star=np.empty(0, np.int64),
+                       row_fold=np.empty(0, np.int32), row_pred=np.empty((0, 3)), row_resid=np.empty((0, 3)),
+                       row_removed=np.empty(0, bool), folds=(), base_limits=np.zeros(3), limits=np.empty((0, 3)),
+                       converged=False, stop_reason="too_few_stars")
+        t = res.fold_table()
+        removed = pa.array([[r != REASON_TOO_FEW for r in row] for row in t["reason"].to_pylist()],
+                           pa.list_(pa.bool_()))
+        return t.set_column(t.column_names.index("removed"), "removed", removed)
 
 # the paper's figures (§2.5) that nn_summary reports beside
 PAPER = {"scatter": {"teff_k": 14.0, "logg_dex": 0.06, "mh_dex": 0.05}, "n_removed": 27, "n_input": 5132}
@@ -434,9 +458,9 @@ def nn_clean(X: np.ndarray, Y: np.ndarray, ids: np.ndarray, cfg: Config, seed: i
     min_stars = min_stars_for(k, float(cfg.nn.validation_fraction))
     active = np.flatnonzero(excluded == None)  # noqa: E711
     if active.size < min_stars:
-        raise ValueError(f"nn: {active.size} usable star(s) of {ids.size}, need at least {min_stars} "
-                         f"(nn.k_folds = {k}, nn.validation_fraction = {cfg.nn.validation_fraction}); "
-                         f"excluded: {_reason_counts(excluded)}")
+        raise TooFewStars(f"nn: {active.size} usable star(s) of {ids.size}, need at least {min_stars} "
+                          f"(nn.k_folds = {k}, nn.validation_fraction = {cfg.nn.validation_fraction}); "
+                          f"excluded: {_reason_counts(excluded)}", ids, Y, excluded, n_masked)
     rows: dict[str, list] = {"it": [], "star": [], "fold": [], "pred": [], "removed": []}
     fits: list[FoldFit] = []
     iter_limits: list[np.ndarray] = []
@@ -561,12 +585,19 @@ def label_matrix(t: pa.Table) -> np.ndarray:
     description="Neural-net cleaning of cln_kept (paper §2.5): per iteration and fold, the fold network's "
                 "training record (epochs, loss and validation R^2 curves, removal limits) and its held-out "
                 "stars with their labels, predictions, residuals and whether they were removed.",
-    grain="one row per (iteration, fold); fold -1: the stars that never entered (few good pixels, NaN label)",
+    grain="one row per (iteration, fold); fold -1: the stars that never entered (few good pixels, NaN label; "
+          "too few stars for the folds: all kept unjudged)",
     tests="unique(iteration, fold); not_null(iteration, fold, n_test, obsids, n_iterations, stop_reason)",
 )
 def build(ctx):
     t = ctx.table("kept")
     Y = label_matrix(t)
     ids = t["obsid"].to_numpy(zero_copy_only=False).astype(np.int64)
-    result = nn_clean(spectra_matrix(t["flux"]), Y, ids, ctx.cfg, int(ctx.cfg.nn.seed), spectra_matrix(t["ivar"]))
+    try:
+        result = nn_clean(spectra_matrix(t["flux"]), Y, ids, ctx.cfg, int(ctx.cfg.nn.seed), spectra_matrix(t["ivar"]))
+    except TooFewStars as e:
+        if not (e.excluded == None).any():  # noqa: E711 - nothing usable at all: an error, the last tables stay
+            raise
+        yield e.pass_through()          # a small sample the net cannot judge goes on unjudged, flagged
+        return
     yield result.fold_table()

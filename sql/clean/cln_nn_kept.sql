@@ -1,4 +1,4 @@
--- description: The neural-net-cleaned sample (paper §2.5): cln_kept minus the stars the NN cleaning removed (a held-out residual beyond its limits) or could not judge (few good red-grid pixels, non-positive median, NaN label); each survivor with the held-out prediction of the last iteration, the evidence that it stays.
+-- description: The neural-net-cleaned sample (paper §2.5): cln_kept minus the stars the NN cleaning removed (a held-out residual beyond its limits) or could not judge (few good red-grid pixels, non-positive median, NaN label); each survivor with the held-out prediction of the last iteration, the evidence that it stays. A sample too small for the folds passes unjudged (reason too_few_for_nn in cln_nn_predictions, no prediction).
 -- grain: one row per obsid
 -- kind: table
 -- params:

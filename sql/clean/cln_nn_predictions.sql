@@ -2,8 +2,8 @@
 -- grain: one row per (iteration, obsid)
 -- kind: table
 -- params:
--- tests: unique(iteration, obsid); not_null(obsid, iteration, removed, n_masked_pix); accepted(reason, 'nn_residual', 'few_good_pixels', 'nonpositive_median', 'nan_label')
--- columns: fold: the fold whose network left the star out (NULL: never entered); dteff_k: held-out prediction - label (likewise dlogg_dex, dmh_dex); removed: left the sample in this iteration (or never entered); reason: why it left (NULL while it stays)
+-- tests: unique(iteration, obsid); not_null(obsid, iteration, removed, n_masked_pix); accepted(reason, 'nn_residual', 'few_good_pixels', 'nonpositive_median', 'nan_label', 'too_few_for_nn')
+-- columns: fold: the fold whose network left the star out (NULL: never entered); dteff_k: held-out prediction - label (likewise dlogg_dex, dmh_dex); removed: left the sample in this iteration (or never entered); reason: why it left (NULL while it stays, too_few_for_nn for a star kept unjudged because fewer usable stars than the folds need)
 with folds as (
     select * from cln_nn_folds
 ),

@@ -77,6 +77,10 @@ nn_removed as (
     where p.removed
 ),
 
+nn_unjudged as (
+    select obsid from cln_nn_predictions where reason = 'too_few_for_nn'
+),
+
 nn_kept as (
     select obsid, nn_iterations from cln_nn_kept
 ),
@@ -205,7 +209,8 @@ stage_inspection as (
 
 stage_nn as (
     select l.source_id, k.obsid, 10, 'nn', r.obsid is null,
-           case when r.obsid is null then format('held-out residuals within the limits in all {} iteration(s)',
+           case when u.obsid is not null then 'kept unjudged: fewer usable stars than the NN folds can train on'
+                when r.obsid is null then format('held-out residuals within the limits in all {} iteration(s)',
                                                  n.nn_iterations)
                 when r.reason = 'nn_residual'
                     then format('iteration {}: held-out residual dTeff {:+.0f} K, dlog g {:+.2f}, d[M/H] {:+.2f} '
@@ -216,6 +221,7 @@ stage_nn as (
     join kept k using (obsid)
     left join nn_removed r using (obsid)
     left join nn_kept n using (obsid)
+    left join nn_unjudged u using (obsid)
 ),
 
 stage_golden as (

@@ -377,3 +377,17 @@ def test_a_result_read_back_from_its_tables_gives_the_same_summary(outliers_run)
     assert nn.nn_summary(back) == nn.nn_summary(r)
     for a, b in zip(back.to_tables(), r.to_tables()):
         assert a.equals(b)
+
+
+def test_a_sample_too_small_for_the_folds_passes_unjudged_and_flagged():
+    from mgold.pipeline.runner import build_models
+
+    X, Y, ids, _ = synth(10)
+    Y[2, 0] = np.nan
+    con = _kept_warehouse(X, Y, ids)
+    build_models(con, NN_MODELS, TINY)                      # 9 usable stars < 17 for 3 folds
+    why = dict(con.execute("select obsid, reason from cln_nn_predictions").fetchall())
+    assert why[int(ids[2])] == "nan_label" and {why[int(o)] for o in ids if o != ids[2]} == {nn.REASON_TOO_FEW}
+    kept = [o for (o,) in con.execute("select obsid from cln_nn_kept order by obsid").fetchall()]
+    assert kept == [int(o) for o in ids if o != ids[2]]
+    assert con.execute("select stop_reason, n_iterations from cln_nn_folds").fetchall() == [("too_few_stars", 0)]
