@@ -139,6 +139,7 @@ def build(warehouse: Path, *, preset: str | None = None, inputs: Path | None = N
     with open_warehouse(warehouse, command=f"mgold build {'--preset ' + preset if preset else inputs}",
                         wait=wait) as con:
         summary = BuildSummary(warehouse=warehouse, run_id=new_run_id())
+        runner.materialise.apply_limits(con, cfg)
         start_run(con, cfg, summary.run_id, "build")
         try:
             _build(con, project, summary, preset, inputs, cfg, until, fmt, echo, keep_inputs)

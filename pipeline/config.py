@@ -41,6 +41,13 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class DuckdbConfig:
+    # the warehouse database's working memory (DuckDB memory_limit; larger joins and sorts spill to
+    # <warehouse>.tmp): with the Python stages' own arrays a build stays under ~4 GB at any preset
+    memory_limit_gb: float = 2.5
+
+
+@dataclass(frozen=True)
 class XmatchConfig:
     radius_arcsec: float = 1.5          # positional LAMOST x Gaia radius (after epoch propagation)
     catalog_radius_arcsec: float = 1.5  # positional radius for label catalogues without ids
@@ -444,6 +451,7 @@ class SynthConfig:
 
 @dataclass(frozen=True)
 class Config:
+    duckdb: DuckdbConfig = DuckdbConfig()
     ingest: IngestConfig = IngestConfig()
     xmatch: XmatchConfig = XmatchConfig()
     select: SelectConfig = SelectConfig()
@@ -579,7 +587,7 @@ AT_LEAST_ONE = (
     "clean.minpts_stars_per_point", "select.cmd_min_stars_per_step", "labels.offset_min_stars",
     "synth.n_stars", "synth.max_visits", "synth.spectra_per_file", "spectra.sedcal_iterations")
 POSITIVE = (
-    "xmatch.radius_arcsec", "xmatch.catalog_radius_arcsec", "xmatch.zone_height_deg", "select.cmd_color_step_mag",
+    "duckdb.memory_limit_gb", "xmatch.radius_arcsec", "xmatch.catalog_radius_arcsec", "xmatch.zone_height_deg", "select.cmd_color_step_mag",
     "select.cmd_clip_nsigma", "select.dwarf_dist_max_kpc", "laspm.precision_snr_step", "select.giant_dist_max_kpc", "labels.offset_clip_nsigma",
     "spectra.dloglam", "clean.bin_teff_k", "clean.bin_logg_dex", "clean.bin_mh_dex", "clean.dbscan_eps",
     "clean.figure_eps_alt", "labels.dwarf_max_dteff_k", "labels.dwarf_max_dlogg_dex", "labels.dwarf_max_dmh_dex",

@@ -83,18 +83,24 @@ def refresh_spectra_view(con: duckdb.DuckDBPyConnection) -> None:
                 f"pixmask from read_parquet([{listed}], union_by_name = true)")
 
 
-def remove_orphans(con: duckdb.DuckDBPyConnection) -> list[Path]:
-    """Delete the files under ``<files>/spectra/`` that no committed ``meta.data_files`` row
-    references: what an interrupted ingest wrote, or the spectra of a replaced universe. Only a
-    writer (holding the lock) calls this, never inside a transaction."""
+def orphan_files(con: duckdb.DuckDBPyConnection) -> list[Path]:
+    """The files under ``<files>/spectra/`` that no committed ``meta.data_files`` row references: what
+    an interrupted ingest or vacuum wrote, or the spectra of a replaced universe (a warehouse without
+    the registry yet, from before schema version 2, has none it could tell)."""
     wp = warehouse_path(con)
     spectra = files_dir(wp) / "spectra" if wp else None
-    if spectra is None or not spectra.is_dir():
+    if spectra is None or not spectra.is_dir() or not con.execute(
+            "select count(*) from information_schema.tables where table_catalog = current_database() "
+            "and table_schema = 'meta' and table_name = 'data_files'").fetchone()[0]:
         return []
     known = {r[0] for r in con.execute("select path from meta.data_files").fetchall()}
-    removed = []
-    for f in sorted(spectra.rglob("*")):
-        if f.is_file() and f.relative_to(wp.parent).as_posix() not in known:
-            f.unlink()
-            removed.append(f)
+    return [f for f in sorted(spectra.rglob("*")) if f.is_file() and f.relative_to(wp.parent).as_posix() not in known]
+
+
+def remove_orphans(con: duckdb.DuckDBPyConnection) -> list[Path]:
+    """Delete the ``orphan_files``. Only a writer (holding the lock) calls this, never inside a
+    transaction."""
+    removed = orphan_files(con)
+    for f in removed:
+        f.unlink()
     return removed

@@ -83,18 +83,41 @@ def write_example(src: Path, dst: Path, keep_spectra: int = KEEP_SPECTRA) -> dic
                 sql += f" order by {'obsid' if has_obsid else 'all'} limit {int(keep_spectra)}"
                 cut[f"{schema}.{name}"] = (keep_spectra, full)
             con.execute(f"create table {rel} as {sql}")
+            for stmt in _comments(con, schema, name, "table"):
+                con.execute(stmt)
         con.execute("create table meta.example (relation varchar, rows_kept bigint, rows_in_build bigint, "
                     "note varchar)")
         for rel, (kept, full) in cut.items():
             con.execute("insert into meta.example values (?, ?, ?, ?)",
                         [rel, kept, full, "spectrum arrays: first rows only (example file, not a full build)"])
+        view_comments = [stmt for schema, name in views for stmt in _comments(con, schema, name, "view")]
         con.execute("detach src")
         _recreate_views(con, views)
+        for stmt in view_comments:
+            con.execute(stmt)
         con.execute("checkpoint")
     finally:
         con.close()
     os.replace(tmp, dst)
     return cut
+
+
+def _comments(con, schema: str, name: str, kind: str) -> list[str]:
+    """The COMMENT ON TABLE / VIEW / COLUMN statements that give the copy of a source relation its
+    comments (what the runner wrote from the model's description and columns: header): a BI tool
+    reads them from the example too."""
+    listing = "duckdb_tables() where table_name" if kind == "table" else "duckdb_views() where view_name"
+    rel = f"{quote_ident(schema)}.{quote_ident(name)}"
+    row = con.execute(f"select comment from {listing} = ? and database_name = 'src' and schema_name = ?",
+                      [name, schema]).fetchone()
+    out = [f"comment on {kind} {rel} is {_literal(row[0])}"] if row and row[0] else []
+    return out + [f"comment on column {rel}.{quote_ident(col)} is {_literal(text)}" for col, text in con.execute(
+        "select column_name, comment from duckdb_columns() where database_name = 'src' and schema_name = ? "
+        "and table_name = ? and coalesce(comment, '') <> ''", [schema, name]).fetchall()]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _recreate_views(con, sqls: dict[tuple[str, str], str]) -> None:

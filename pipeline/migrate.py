@@ -9,12 +9,29 @@ one line rather than misread. ``connect`` runs ``migrate`` on every writable ope
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import duckdb
 
 from .datafiles import (SPECTRA_KIND, refresh_spectra_view, register_data_file, sha256_of, spectra_dir_of,
                         warehouse_path)
 from .errors import WarehouseError
+
+
+def _finish_interrupted_renames(con: duckdb.DuckDBPyConnection) -> None:
+    """Finish the renames of committed spectra parts that a crash interrupted. Up to revision d549e82 an
+    ingest wrote ``part-<hash>.parquet.<run_id>.tmp`` and renamed it into place after its commit, and
+    the next ingest finished what a crash left; the registry would take them for orphans instead."""
+    folder = spectra_dir_of(con) if warehouse_path(con) is not None else None
+    if folder is None or not folder.is_dir():
+        return
+    committed = {r[0] for r in con.execute("select distinct run_id from meta.ingested_files where kind = 'lamost'"
+                                           ).fetchall()}
+    for tmp in sorted(folder.glob("part-*.parquet.*.tmp")):
+        stem, _, rest = tmp.name.partition(".parquet.")
+        if rest.removesuffix(".tmp") in committed and not tmp.with_name(stem + ".parquet").exists():
+            os.replace(tmp, tmp.with_name(stem + ".parquet"))
+
 
 def _register_unlisted_spectra(con: duckdb.DuckDBPyConnection) -> None:
     """Before version 2 the spectra view globbed its folder; now it lists registered parts."""
@@ -36,7 +53,7 @@ MIGRATIONS: dict[int, tuple] = {
     2: ("alter table meta.runs add column if not exists pid integer",
         "alter table meta.runs add column if not exists host varchar",
         "alter table landing.inspection_decisions add column if not exists suggested boolean default false",
-        _register_unlisted_spectra),
+        _finish_interrupted_renames, _register_unlisted_spectra),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

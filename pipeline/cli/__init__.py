@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import bench, build, export, ingest, inspect, laspm, report, runs, sql, synth
+from . import bench, build, export, ingest, inspect, laspm, maintenance, report, runs, sql, synth
 from ._common import MgoldGroup
 
 app = typer.Typer(
@@ -24,6 +24,10 @@ app.add_typer(export.app, name="export")
 app.add_typer(report.app, name="report")
 app.add_typer(runs.app, name="runs")
 app.command(name="bench")(bench.bench)
+app.command(name="doctor")(maintenance.doctor)
+app.command(name="vacuum")(maintenance.vacuum)
+app.command(name="migrate")(maintenance.migrate)
+app.command(name="catalog")(maintenance.catalog)
 
 
 def main() -> None:

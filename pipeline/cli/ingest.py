@@ -29,6 +29,17 @@ def _require_paths(paths: list[Path]) -> None:
         raise UsageError(f"{missing[0]}: no such file or folder")
 
 
+def _ingest_kind(what: str, kind: str, known, ingest, paths: list[Path], warehouse: Path, set_, wait: bool) -> None:
+    """``mgold ingest catalog|library KIND PATH...``: check the kind and paths, then one locked ingest."""
+    if kind not in known:
+        raise UsageError(f"unknown {what} kind {kind!r}; choose one of {', '.join(known)}")
+    cfg = config(set_)
+    _require_paths(paths)
+    with writing(warehouse, wait) as con:
+        report = ingest(con, kind, paths, cfg)
+    _finish(report)
+
+
 @app.command()
 def lamost(
     paths: Annotated[list[Path], typer.Argument(help="FITS files (.fits, .fits.gz), folders "
@@ -73,13 +84,7 @@ def catalog(
     """
     from ..ingest.catalog import ingest_catalog
 
-    if kind not in KINDS:
-        raise UsageError(f"unknown catalogue kind {kind!r}; choose one of {', '.join(KINDS)}")
-    cfg = config(set_)
-    _require_paths(paths)
-    with writing(warehouse, wait) as con:
-        report = ingest_catalog(con, kind, paths, cfg)
-    _finish(report)
+    _ingest_kind("catalogue", kind, KINDS, ingest_catalog, paths, warehouse, set_, wait)
 
 
 @app.command()
@@ -101,10 +106,4 @@ def library(
     """
     from ..ingest.library import LIBRARIES, ingest_library
 
-    if kind not in LIBRARIES:
-        raise UsageError(f"unknown library kind {kind!r}; choose one of {', '.join(LIBRARIES)}")
-    cfg = config(set_)
-    _require_paths(paths)
-    with writing(warehouse, wait) as con:
-        report = ingest_library(con, kind, paths, cfg)
-    _finish(report)
+    _ingest_kind("library", kind, LIBRARIES, ingest_library, paths, warehouse, set_, wait)

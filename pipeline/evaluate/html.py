@@ -28,6 +28,7 @@ from pathlib import Path
 from ..config import Config
 from ..report import NOT_BUILT, PAPER
 from ..report import trio_text as _trio_text
+from ..paper import PAPER_OFFSETS
 from ..runner import recorded_config
 from .figures import FIGURES, Figure
 from .relations import relation_state, unmet  # noqa: F401 - part of this module's interface
@@ -96,18 +97,6 @@ class Headline:
     truth_needs: tuple[str, ...] = ()
 
 
-PAPER_OFFSETS = {   # (catalogue, class, parameter) -> what §2.2 / Figs 3-4 say about catalogue - StarHorse
-    ("aspcap", "dwarf", "teff_k"): "≈ +87 K", ("aspcap", "dwarf", "logg_dex"): "no significant offset",
-    ("aspcap", "dwarf", "mh_dex"): "no significant offset",
-    ("ding22", "dwarf", "teff_k"): "Fig. 3", ("ding22", "dwarf", "logg_dex"): "Fig. 3",
-    ("ding22", "dwarf", "mh_dex"): "Fig. 3",
-    ("laspm", "dwarf", "teff_k"): "no significant shift", ("laspm", "dwarf", "logg_dex"): "large (Fig. 3)",
-    ("laspm", "dwarf", "mh_dex"): "large (Fig. 3)",
-    ("aspcap", "giant", "teff_k"): "Fig. 4", ("aspcap", "giant", "logg_dex"): "Fig. 4",
-    ("aspcap", "giant", "mh_dex"): "Fig. 4",
-    ("qiu23", "giant", "teff_k"): "≈ ASPCAP's (Fig. 4)", ("qiu23", "giant", "logg_dex"): "≈ ASPCAP's (Fig. 4)",
-    ("qiu23", "giant", "mh_dex"): "≈ ASPCAP's (Fig. 4)",
-}
 NAMES = {"aspcap": "ASPCAP", "qiu23": "Qiu23", "ding22": "Ding22", "laspm": "LASPM",
          "teff_k": "Teff (K)", "logg_dex": "log g (dex)", "mh_dex": "[M/H] (dex)"}
 GOLDEN = ("gold_sample",)

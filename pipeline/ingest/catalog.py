@@ -186,8 +186,8 @@ def _land_batch(con: duckdb.DuckDBPyConnection, spec: CatalogKind, raw: pa.Table
     cols = ", ".join(f'"{c.name}"' for c in spec.columns)
     tag_col, tag = (", catalog", f", '{spec.kind}'") if spec.shared else ("", "")
     landed = con.execute(f'insert into landing."{spec.table}" ({cols}{tag_col}, _file, _row) '
-                         f"select {cols}{tag}, ?, _row from {_KEYED} where _dup is null",
-                         [file]).fetchone()[0]
+                         f"select {cols}{tag}, ?, _row from {_KEYED} where _dup is null order by _row",
+                         [file]).fetchone()[0]   # ordered: the landing table is the same, row for row, on every ingest
     return landed, errors
 
 

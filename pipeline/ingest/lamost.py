@@ -447,19 +447,73 @@ class _Staged:
             self.writer.close()
 
 
+class PartWriter:
+    """Spectra tables (``SPECTRA_SCHEMA``) into rotating part files ``part-<run_id>-<k>.parquet`` of at
+    most ``per_part`` rows, with ``PARQUET_OPTIONS``; each ``write`` adds row groups of at most
+    ``per_group`` rows. Shared by ingest and ``mgold vacuum``'s compaction; the parts stay invisible
+    until the caller registers them."""
+
+    def __init__(self, out_dir: Path, run_id: str, per_part: int, per_group: int):
+        self.out_dir, self.run_id, self.per_part, self.per_group = out_dir, run_id, per_part, per_group
+        self.writer: pq.ParquetWriter | None = None
+        self.part_rows: dict[Path, int] = {}   # part file -> spectra
+
+    def write(self, table: pa.Table) -> list[Path]:
+        """Append ``table``; returns the parts this call filled and closed."""
+        closed = []
+        while table.num_rows:
+            if self.writer is None:
+                part = self.out_dir / f"part-{self.run_id}-{len(self.part_rows):05d}.parquet"
+                self.part_rows[part] = 0
+                self.writer = pq.ParquetWriter(part, SPECTRA_SCHEMA, **PARQUET_OPTIONS)
+            part = next(reversed(self.part_rows))
+            take = min(table.num_rows, self.per_part - self.part_rows[part])
+            self.writer.write_table(table.slice(0, take), row_group_size=self.per_group)
+            table = table.slice(take)
+            self.part_rows[part] += take
+            if self.part_rows[part] >= self.per_part:
+                self.writer.close()
+                self.writer = None
+                closed.append(part)
+        return closed
+
+    def close(self) -> list[Path]:
+        """Close the last part; returns it when there was one open."""
+        if self.writer is None:
+            return []
+        self.writer.close()
+        self.writer = None
+        return [next(reversed(self.part_rows))]
+
+    def discard(self) -> None:
+        """Close quietly and delete every part written."""
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        except Exception:
+            pass
+        self.writer = None
+        for p in self.part_rows:
+            p.unlink(missing_ok=True)
+
+
 class _Sink:
     """Streams spectra into rotating part files; stages header and file rows."""
 
     def __init__(self, out_dir: Path, run_id: str, cfg: Config):
         self.out_dir, self.run_id = out_dir, run_id
         self.per_group = cfg.ingest.spectra_per_row_group
-        self.per_part = cfg.ingest.spectra_per_file
         self.headers = _Staged(out_dir / f".headers.{run_id}.tmp", HEADERS_SCHEMA, self.per_group)
         self.files = _Staged(out_dir / f".files.{run_id}.tmp", FILES_SCHEMA, 10_000)
         self.buffer: list[Spectrum] = []
-        self.writer: pq.ParquetWriter | None = None
-        self.part_rows: dict[Path, int] = {}   # part file -> spectra; invisible until _commit registers it
-        self.adopted: dict[Path, str] = {}     # parts that are hard links of an input file -> its sha256
+        self.parts = PartWriter(out_dir, run_id, cfg.ingest.spectra_per_file, self.per_group)
+
+        self.adopted: dict[Path, tuple[int, str]] = {}   # hard links of input files -> (spectra, sha256)
+
+    @property
+    def part_rows(self) -> dict[Path, int]:
+        """Part file -> spectra (written and adopted); invisible until _commit registers it."""
+        return {**self.parts.part_rows, **{p: n for p, (n, _) in self.adopted.items()}}
 
     def add(self, spec: Spectrum, file: str, sha: str) -> None:
         self.headers.add({**spec.header, "file": file, "file_sha256": sha, "run_id": self.run_id})
@@ -472,48 +526,37 @@ class _Sink:
 
     def adopt(self, source: Path, n_rows: int, sha: str) -> bool:
         """Hard-link ``source`` as a new part (False when the file system refuses: the caller copies)."""
-        part = self.out_dir / f"part-{self.run_id}-a{len(self.part_rows):05d}.parquet"
+        part = self.out_dir / f"part-{self.run_id}-a{len(self.adopted):05d}.parquet"
         try:
             os.link(source, part)
         except OSError:
             return False
-        self.part_rows[part] = n_rows
-        self.adopted[part] = sha
+        self.adopted[part] = (n_rows, sha)
         return True
 
     def _flush(self) -> None:
-        while self.buffer:
-            if self.writer is None:
-                part = self.out_dir / f"part-{self.run_id}-{len(self.part_rows):05d}.parquet"
-                self.part_rows[part] = 0
-                self.writer = pq.ParquetWriter(part, SPECTRA_SCHEMA, **PARQUET_OPTIONS)
-                self.writing = part
-            part = self.writing
-            take = min(len(self.buffer), self.per_part - self.part_rows[part])
-            self.writer.write_table(spectra_table(self.buffer[:take]), row_group_size=self.per_group)
-            self.buffer = self.buffer[take:]
-            self.part_rows[part] += take
-            if self.part_rows[part] >= self.per_part:
-                self.writer.close()
-                self.writer = None
+        if self.buffer:
+            self.parts.write(spectra_table(self.buffer))
+            self.buffer = []
 
     def close(self) -> list[Path]:
         self._flush()
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        self.parts.close()
         self.headers.close()
         self.files.close()
         return list(self.part_rows)
 
     def discard(self) -> None:
-        for w in (self.writer, self.headers.writer, self.files.writer):
+        self.parts.discard()
+        for p in self.adopted:
+            p.unlink(missing_ok=True)
+        for w in (self.headers.writer, self.files.writer):
             try:
                 if w is not None:
                     w.close()
             except Exception:
                 pass
-        for p in [*self.part_rows, self.headers.path, self.files.path]:
+        for p in (self.headers.path, self.files.path):
             p.unlink(missing_ok=True)
 
 
@@ -550,7 +593,8 @@ def _commit(con: duckdb.DuckDBPyConnection, run_id: str, sink: _Sink) -> None:
         root = warehouse_path(con).parent
         for part, n_rows in sink.part_rows.items():
             register_data_file(con, part.relative_to(root).as_posix(), SPECTRA_KIND, n_rows, run_id,
-                               sink.adopted.get(part) or sha256_of(part), part.stat().st_size)
+                               sink.adopted[part][1] if part in sink.adopted else sha256_of(part),
+                               part.stat().st_size)
         refresh_spectra_view(con)
     sink.headers.path.unlink(missing_ok=True)
     sink.files.path.unlink(missing_ok=True)

@@ -64,12 +64,13 @@ def build_library(ctx):
     yield model_grid_library(ctx.table("seds"), ctx.cfg)
 
 
+# no ORDER BY: sorting a release's spectra (~30 GB of arrays) would cost memory and time, and every
+# spectrum's fit is independent of the others, so the table's content does not depend on the order
 SPECTRA_SQL = """
-select h.obsid, h.snr_i, h.rv_kms, s.loglam0, s.dloglam, s.flux, s.ivar
-from stg_lamost h
-join landing.lamost_spectra s using (obsid)
+select s.obsid, h.snr_i, h.rv_kms, s.loglam0, s.dloglam, s.flux, s.ivar
+from landing.lamost_spectra s
+join stg_lamost h using (obsid)
 where h.is_m_type
-order by h.obsid
 """
 TEMPLATE_COLUMNS = "library, template_id, teff_k, logg_dex, mh_dex, flux, ivar"
 DERIVED_SQL = f"select {TEMPLATE_COLUMNS} from lsp_library where library = getvariable('partition') order by template_id"

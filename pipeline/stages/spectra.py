@@ -46,7 +46,8 @@ _COMMON_PARAMS = ("spectra.dloglam", "spectra.batch_spectra", "spectra.cluster_w
                   "spectra.cluster_wave_max_aa", "spectra.sedcal_poly_order",
                   "spectra.sedcal_clip_nsigma", "spectra.sedcal_iterations")
 
-# One spectrum per labelled star; rows without spectrum or RV cannot be put in the rest frame.
+# One spectrum per labelled star; rows without spectrum or RV cannot be put in the rest frame. No ORDER
+# BY: each spectrum is processed alone, so the order changes nothing but the cost of sorting arrays.
 SOURCE_SQL = """
 select l.obsid, l.source_id, l.class, l.teff_k, l.logg_dex, l.mh_dex, h.rv_kms,
        s.loglam0, s.dloglam, s.flux, s.ivar
@@ -54,7 +55,6 @@ from lbl_labelled_sample l
 join stg_lamost h using (obsid)
 join landing.lamost_spectra s using (obsid)
 where h.rv_kms is not null
-order by l.obsid
 """
 SEDS_SQL = """
 select family, teff_k, logg_dex, mh_dex, loglam0, dloglam, flux

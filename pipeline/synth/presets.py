@@ -13,17 +13,21 @@ from typing import Any
 
 from mgold.pipeline.config import DEFAULT, Config
 
+PAPER_MIX = {"synth.giant_fraction": 0.13, "synth.ding22.coverage": 0.68, "synth.aspcap.coverage": 0.06,
+             "synth.qiu23.coverage": 0.6}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"synth.n_stars": 2500, "synth.spectra_per_file": 2000},
     "demo": {"synth.n_stars": 16000},
-    # 6.4% of stars end up labelled after the S/N, photometry/ruwe/variable, CMD-box and
-    # delta-vs-StarHorse cuts (measured with the default noise, StarHorse ~140 K at G = 14:
-    # 1,022 of 16,000 on demo; it scaled linearly from 16k to 96k stars before the C* fix of
-    # the generator raised it from 5.3%), so ~705k stars (~1.1M spectra) give ~45k (§2.2);
-    # per spectrum (4%) that is close to the paper's ~45k out of ~0.9-1M DR11 M spectra
-    "paper": {"synth.n_stars": 705000},
+    # the paper's mix of label sources (§2.2: Ding22 53.7%, LASPM 31.3%, ASPCAP 9.2%, Qiu23 5.8% of
+    # 45,422): M giants 13% of the M stars, ASPCAP covering 6% of them, Ding22 68% of the dwarfs, Qiu23
+    # 60% of the giants. Measured on 16,000 stars (demo size) with these values: 52.4 / 32.3 / 10.0 / 5.4%
+    # of 1,075 labelled (6.7% of the stars; within 20% of the paper per source), so ~680k stars
+    # (~1.05M spectra) give ~45k labelled stars. tiny / demo keep the defaults (more giants and ASPCAP
+    # stars: every offset measurable at small sizes)
+    "paper": {"synth.n_stars": 680000, **PAPER_MIX},
     # a 400k-star universe (~25k labelled) plus unlabelled stars up to ~900,000 spectra (§4)
-    "dr11": {"synth.n_stars": 400000, "synth.n_dr11_spectra": 280000},
+    "dr11": {"synth.n_stars": 400000, "synth.n_dr11_spectra": 280000, **PAPER_MIX},
 }
 
 

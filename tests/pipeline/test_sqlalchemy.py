@@ -44,3 +44,18 @@ def test_sqlalchemy_binds_parameters_and_cannot_write(engine):
         assert n > 0
         with pytest.raises(sa.exc.DBAPIError, match="read-only"):
             c.execute(sa.text("create table scratch as select 1 as x"))
+
+
+def test_sqlalchemy_queries_a_mart_as_a_bi_tool_would(engine):
+    with engine.connect() as c:
+        kiel = c.execute(sa.text("select sample, library, count(*) as n, avg(teff_k) as teff_k from mart_kiel "
+                                 "group by all order by all")).all()
+        offsets = c.execute(sa.text("select catalog, class, param, unit, measured_offset, paper_says "
+                                    "from mart_offsets where catalog = :cat and class = :cls"),
+                            {"cat": "aspcap", "cls": "dwarf"}).mappings().all()
+        tables = set(sa.inspect(c).get_table_names())
+    assert {r.sample for r in kiel} == {"cleaned", "laspm"} and all(r.n > 0 for r in kiel)
+    assert {r["param"]: r["unit"] for r in offsets} == {"teff_k": "K", "logg_dex": "dex", "mh_dex": "dex"}
+    assert all(r["paper_says"] for r in offsets)
+    assert {"mart_kiel", "mart_laspm_catalog", "mart_offsets", "mart_precision", "mart_comparisons",
+            "mart_label_provenance"} <= tables
