@@ -62,7 +62,6 @@ def _commands(fits_file: Path) -> dict[str, list[str]]:
         "inspect accept-suggestions": ["inspect", "accept-suggestions"],
         "report golden": ["report", "golden"],
         "export golden": ["export", "golden", "--fits", str(fits_file.parent / "golden.fits")],
-        "laspm run": ["laspm", "run", "--library", "miles"], "report laspm": ["report", "laspm"],
         "runs list": ["runs", "list"], "runs show": ["runs", "show", "latest"],
         "runs diff": ["runs", "diff", "previous", "latest"],
         "laspm run": ["laspm", "run", "--library", "golden"], "report laspm": ["report", "laspm"],
@@ -96,13 +95,8 @@ def test_every_command_fails_in_one_line_on_a_directory(tmp_path, fits_file):
 
 def test_every_command_fails_in_one_line_on_a_missing_or_unwritable_warehouse(tmp_path, fits_file):
     readers = {"sql status", "sql test", "sql show", "sql query", "report labels", "report clean", "report html",
-<<<<<<< HEAD
-               "report laspm", "report golden", "export golden",
-               "inspect list", "inspect show", "inspect figure", "runs list", "runs show", "runs diff"}
-=======
                "inspect list", "inspect show", "inspect figure", "runs list", "runs show", "runs diff",
-               "report laspm", "doctor", "migrate", "catalog"}
->>>>>>> main
+               "report laspm", "report golden", "export golden", "doctor", "migrate", "catalog"}
     for name, args in _commands(fits_file).items():
         if name in readers:
             res = invoke(*args, "-w", tmp_path / "typo.duckdb")
