@@ -215,6 +215,12 @@ class CleanConfig:
                                        8432.5, 8467.7, 8507.7, 8829.7, 8888.2, 8922.2, 8945.5, 8990.9)
     sky_halfwidth_aa: float = 6.0    # +- this around each sky line, moved to the rest frame by the RV (0 = keep)
 
+    # suggestions for the bins DBSCAN could not settle (stages/suggest.py): cln_kept accepts every
+    # suggestion at least this confident unless a person decided that spectrum (1 = none accepted)
+    suggestion_min_confidence: float = 0.9
+    # fewest reference pairs of one class to fit that class's own label gradient (else all classes pooled)
+    suggestion_min_pairs: int = 50
+
 
 @dataclass(frozen=True)
 class ReportConfig:
@@ -268,6 +274,7 @@ class NnConfig:
     min_good_pix_frac: float = 0.5   # a spectrum with fewer good red-grid pixels (ivar > 0, finite) never enters
     # BLAS threads while training: pinned so predictions do not depend on the machine's core count
     blas_threads: int = 1
+    seed: int = 1                    # seeds the fold deals and every fold network (same seed -> same predictions)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,13 @@
 """The published golden-sample product (paper §3.2) as FITS and Parquet: pure writers and readers.
 
-No connection is opened here: the caller (``mgold export golden``) queries ``gold_sample`` and
-its red-grid spectra and hands over numpy arrays and a pyarrow catalogue.
+No connection is opened here: ``golden_from_warehouse(con, grid)`` reads ``gold_sample`` and its
+spectra through the connection the caller (``mgold export golden``) opened, and the writers take
+numpy arrays and a pyarrow catalogue.
+
+Which spectra: by default the clustering grid (``spc_cluster_grid``, 3900-8800 AA), the range the
+paper's product and its Figs 11-13 show (rest frame, SED-recalibrated, the blue TiO bands
+included); ``grid='red'`` gives the 6000-8800 AA red grid (``spc_red_grid``) that LASPM and the
+neural net use, divided by the same polynomial.
 
 The paper's product
 -------------------
@@ -204,6 +210,56 @@ def read_golden_parquet(path) -> GoldenProduct:
     cat = pa.Table.from_arrays(cat.columns, schema=pa.schema([f.remove_metadata() for f in cat.schema]))
     return GoldenProduct(spectra[0], spectra[1], float(meta["mgold.loglam0"]), float(meta["mgold.dloglam"]),
                          cat, json.loads(meta.get("mgold.units", "{}")), meta.get("mgold.flux_unit") or None)
+
+
+# --- the golden sample of a warehouse --------------------------------------------------------
+
+GRIDS = {"cluster": "spc_cluster_grid", "red": "spc_red_grid"}
+FLUX_UNIT = "relative"               # flux / the recalibration polynomial: the model-SED scale, arbitrary
+UNIT_SUFFIXES = (("_k", "K"), ("_dex", "dex"), ("_deg", "deg"), ("_kms", "km/s"), ("_steps", "bin steps"))
+
+
+def column_units(names) -> dict[str, str]:
+    """Units read from the names (the house rule: units in names): teff_k -> K, ra_deg -> deg, ..."""
+    out = {}
+    for n in names:
+        for suffix, unit in UNIT_SUFFIXES:
+            if n.endswith(suffix):
+                out[n] = unit
+                break
+    return out
+
+
+def golden_from_warehouse(con, grid: str = "cluster") -> GoldenProduct:
+    """The golden sample of the warehouse behind ``con``: ``gold_sample`` in obsid order with its spectra
+    on ``grid`` ('cluster' or 'red', ``GRIDS``). Raises ValueError naming what is missing."""
+    if grid not in GRIDS:
+        raise ValueError(f"unknown grid {grid!r}; choices: {', '.join(GRIDS)}")
+    rel = GRIDS[grid]
+    have = {r[0] for r in con.execute("select table_name from information_schema.tables "
+                                      "where table_schema = 'main'").fetchall()}
+    missing = [t for t in ("gold_sample", rel) if t not in have]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} missing: build the golden layer first (mgold build)")
+    catalog = con.sql("select * from gold_sample order by obsid").to_arrow_table()
+    if catalog.num_rows == 0:
+        raise ValueError("gold_sample is empty: nothing to export")
+    spectra = con.sql(f"select g.obsid, s.loglam0, s.dloglam, s.flux, s.ivar from gold_sample g "
+                      f"left join {rel} s using (obsid) order by g.obsid").to_arrow_table()
+    lost = [o for o, f in zip(spectra["obsid"].to_pylist(), spectra["flux"].is_null().to_pylist()) if f]
+    if lost:
+        raise ValueError(f"golden spectrum obsid {lost[0]} has no row in {rel} ({len(lost)} in all): rebuild")
+    loglam0 = set(spectra["loglam0"].to_pylist())
+    dloglam = set(spectra["dloglam"].to_pylist())
+    if len(loglam0) != 1 or len(dloglam) != 1:
+        raise ValueError(f"{rel} holds spectra on more than one grid: rebuild the spectra layer")
+    n = spectra["flux"].type.list_size
+
+    def matrix(c: str) -> np.ndarray:
+        return spectra[c].combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, n)
+
+    return GoldenProduct(matrix("flux"), matrix("ivar"), loglam0.pop(), dloglam.pop(), catalog,
+                         column_units(catalog.column_names), FLUX_UNIT)
 
 
 # --- shared checks and helpers ----------------------------------------------------------------

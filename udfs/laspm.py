@@ -634,11 +634,24 @@ def _empty_fit(k: int, n_lab: int) -> FitResult:
                      np.empty(0, np.int32))
 
 
-def fit_batch(flux: np.ndarray, ivar: np.ndarray, lib: Library, params) -> FitResult:
+def without_excluded(cand_idx: np.ndarray, exclude: np.ndarray, n_cand: int) -> np.ndarray:
+    """(m, n_cand) candidates with each row's ``exclude[o]`` template removed (-1: none), order kept, -1 padded."""
+    keep = (cand_idx != exclude[:, None]) & (cand_idx >= 0)
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :n_cand]     # kept ones first, in their order
+    out = np.take_along_axis(cand_idx, order, axis=1)
+    out[~np.take_along_axis(keep, order, axis=1)] = -1
+    return out
+
+
+def fit_batch(flux: np.ndarray, ivar: np.ndarray, lib: Library, params,
+              exclude: np.ndarray | None = None) -> FitResult:
     """Fit rest-frame spectra ``flux, ivar`` (n_obs, n_pix) on the library grid against every template.
 
     Runs in chunks of ``params.batch_spectra`` observations: three float32 GEMMs, `screen_pairs`,
-    `rescore` of the ``params.n_candidates`` best in float64, `interpolate_labels`.
+    `rescore` of the ``params.n_candidates`` best in float64, `interpolate_labels`. ``exclude``
+    (n_obs,) int: a template row each observation must not be fitted with (-1: none), e.g. the
+    observation itself when a library is fitted against itself (leave-one-out); the screen keeps
+    one candidate more and drops it. The edge-of-library flag still uses the whole library's hull.
     """
     flux = np.asarray(flux)
     ivar = np.asarray(ivar)
@@ -655,6 +668,12 @@ def fit_batch(flux: np.ndarray, ivar: np.ndarray, lib: Library, params) -> FitRe
     wcode = _weighting_code(params)
     if flux.shape[0] == 0:
         return _empty_fit(k, lib.labels.shape[1])
+    if exclude is not None:
+        exclude = np.asarray(exclude, dtype=np.int64)
+        if exclude.shape != (flux.shape[0],):
+            raise ValueError(f"exclude has shape {exclude.shape}, need one template row per observation "
+                             f"({flux.shape[0]},)")
+    n_screen = min(n_cand + 1, lib.n_templates) if exclude is not None else n_cand
     step = max(int(params.batch_spectra), 1)
     n_used = int(lib.pixel_mask.sum())
     parts = []
@@ -664,7 +683,9 @@ def fit_batch(flux: np.ndarray, ivar: np.ndarray, lib: Library, params) -> FitRe
         G = W @ lib.t2
         B = WF @ lib.t1
         SN = L2 @ lib.tm if lib.tm is not None else np.empty((0, lib.n_templates), np.float32)
-        cand_idx, _ = screen_pairs(G, B, SN, s_full, n_good, lib.alpha, n_cand, float(params.min_overlap_frac))
+        cand_idx, _ = screen_pairs(G, B, SN, s_full, n_good, lib.alpha, n_screen, float(params.min_overlap_frac))
+        if exclude is not None:
+            cand_idx = without_excluded(cand_idx, exclude[lo:lo + step], n_cand)
         del G, B, SN
         chi2, n_pair = rescore(f64, w64, lib.flux, lib.mask, lib.legendre, lib.alpha, cand_idx)
         out = interpolate_labels(cand_idx, chi2, n_pair, n_good, s_full, lib.labels, lib.on_hull, min(k, n_cand),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import bench, build, ingest, inspect, laspm, maintenance, report, runs, sql, synth
+from . import bench, build, export, ingest, inspect, laspm, maintenance, report, runs, sql, synth
 from ._common import MgoldGroup
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.add_typer(sql.app, name="sql")
 app.command(name="build")(build.build)
 app.add_typer(inspect.app, name="inspect")
 app.add_typer(laspm.app, name="laspm")
+app.add_typer(export.app, name="export")
 app.add_typer(report.app, name="report")
 app.add_typer(runs.app, name="runs")
 app.command(name="bench")(bench.bench)

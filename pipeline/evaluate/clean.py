@@ -50,6 +50,7 @@ import numpy as np
 from ..config import DEFAULT, Config
 from ..runner import recorded_config
 from ..stages.clean import distance_params, iter_bin_chunks, min_pts, prepare_bin
+from .relations import relation_state
 
 SNR_CLASSES = ((0.0, 15.0), (15.0, 25.0), (25.0, 40.0), (40.0, float("inf")))
 
@@ -125,9 +126,82 @@ def evaluate(con, cfg: Config | None = None) -> dict:
     kd = np.array([r[0] for r in kept], dtype=object)
     out["n_kept"] = len(kd)
     out["kept_defective_fraction"] = float(np.isin(kd, CAUGHT).mean()) if len(kd) else float("nan")
+    if relation_state(con, "cln_suggestions") in (None, "empty"):
+        out["suggestions"] = suggestion_figures(con, cfg)
+    if relation_state(con, "cln_nn_kept") in (None, "empty"):
+        capped = accepted & ~np.array([bool(r[4]) for r in rows])
+        out["combined"] = combined_figures(con, obsid, is_bad, is_clean, eligible, capped)
     out.update(rv_residuals(con))
     out.update(rest_frame_residuals(con, cfg))
     return out
+
+
+def _rates(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float, int, int]:
+    """(precision, recall, n predicted, n true) of a boolean prediction."""
+    tp = (pred & truth).sum()
+    return (float(tp / pred.sum()) if pred.sum() else float("nan"),
+            float(tp / truth.sum()) if truth.sum() else float("nan"), int(pred.sum()), int(truth.sum()))
+
+
+def suggestion_figures(con, cfg: Config) -> dict:
+    """The suggestions of cln_suggestions against the truth: precision and recall of keep (clean
+    spectra) and of reject (defective spectra), per reason of the bin, over every suggestion and over
+    those cln_kept accepts (confidence >= clean.suggestion_min_confidence); cosmic rays count as
+    neither. Plus the remaining manual queue (cln_inspection_queue status 'pending')."""
+    rows = con.execute("""select s.reason, s.suggestion, s.confidence, coalesce(t.defect, 'none')
+                          from cln_suggestions s left join truth.spectra t using (obsid)""").fetchall()
+    reason = np.array([r[0] for r in rows], dtype=object)
+    sugg = np.array([r[1] for r in rows], dtype=object)
+    conf = np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=float)
+    defect = np.array([r[3] for r in rows], dtype=object)
+    bad, good = np.isin(defect, CAUGHT), defect == CLEAN
+    judged = bad | good
+    min_conf = float(cfg.clean.suggestion_min_confidence)
+    out: dict = {"min_confidence": min_conf, "n_spectra": len(rows), "n_without": int((sugg == None).sum()),  # noqa: E711
+                 "rows": []}
+    for cut, sel in (("all", np.ones(len(rows), bool)), (f">= {min_conf:g}", conf >= min_conf)):
+        for why in ("all", "single_sample", "no_cluster"):
+            m = judged & (reason == why if why != "all" else True)
+            kp, kr, kn, kt = _rates((sugg == "keep") & sel & m, good & m)
+            rp, rr, rn, rt = _rates((sugg == "reject") & sel & m, bad & m)
+            out["rows"].append({"cut": cut, "reason": why, "keep_precision": kp, "keep_recall": kr, "n_keep": kn,
+                                "n_clean": kt, "reject_precision": rp, "reject_recall": rr, "n_reject": rn,
+                                "n_defective": rt})
+    q = con.execute("select count(*), coalesce(sum(n_spectra), 0) from cln_inspection_queue "
+                    "where status = 'pending'").fetchone()
+    out["manual_bins"], out["manual_spectra"] = int(q[0]), int(q[1])
+    out["queued_bins"] = int(con.execute("select count(*) from cln_inspection_queue").fetchone()[0])
+    return out
+
+
+def combined_figures(con, obsid: np.ndarray, is_bad: np.ndarray, is_clean: np.ndarray, eligible: np.ndarray,
+                     capped: np.ndarray) -> dict:
+    """DBSCAN + suggestions + NN together (issue 11's targets), over the spectra of cln_dbscan: a spectrum
+    is *accepted* when it reaches cln_nn_kept, or when DBSCAN accepted it but the cap left it out
+    (``capped``: never judged by the NN, counted as accepted: the conservative side for recall)."""
+    golden = {r[0] for r in con.execute("select obsid from cln_nn_kept").fetchall()}
+    in_golden = np.isin(obsid, list(golden))
+    acc = in_golden | capped
+    nn = con.execute("""select k.obsid, coalesce(t.defect, 'none'), p.obsid is not null
+                        from cln_kept k left join truth.spectra t using (obsid)
+                        left join (select distinct obsid from cln_nn_predictions where removed) p using (obsid)
+                        """).fetchall()
+    nd = np.array([r[1] for r in nn], dtype=object)
+    removed = np.array([bool(r[2]) for r in nn], dtype=bool)
+    nbad, nclean = np.isin(nd, CAUGHT), nd == CLEAN
+
+    def frac(num, den):
+        return float(num.sum() / den.sum()) if den.sum() else float("nan")
+
+    return {
+        "defect_recall": frac(is_bad & ~acc, is_bad), "n_defective": int(is_bad.sum()),
+        "kept_fraction_eligible": frac(eligible & acc, eligible), "n_eligible_clean": int(eligible.sum()),
+        "n_golden": int(in_golden.sum()), "golden_defective": int((in_golden & is_bad).sum()),
+        "golden_defective_fraction": frac(in_golden & is_bad, in_golden),
+        "nn_n_defective_in": int(nbad.sum()), "nn_recall": frac(nbad & removed, nbad),
+        "nn_clean_removed": int((nclean & removed).sum()), "nn_clean_in": int(nclean.sum()),
+        "nn_clean_removed_fraction": frac(nclean & removed, nclean),
+    }
 
 
 PAIR_SQL = """
@@ -252,6 +326,20 @@ def rest_frame_residuals(con, cfg: Config = DEFAULT, max_ccf: int = 2000, max_la
             "ccf_minus_truth_robust_sigma_kms": float(1.4826 * np.median(np.abs(diff - med)))}
 
 
+def format_suggestions(s: dict) -> list[str]:
+    """Lines of the suggestions-vs-truth table (``suggestion_figures``)."""
+    out = [f"suggestions vs truth ({s['n_spectra']} queued spectra, {s['n_without']} without a suggestion): "
+           "keep = clean, reject = defective; precision / recall (n)",
+           f"  {'cut':<8s} {'reason':<14s} {'keep':>24s} {'reject':>24s}"]
+    for r in s["rows"]:
+        out.append(f"  {r['cut']:<8s} {r['reason']:<14s} {r['keep_precision']:>7.3f} / {r['keep_recall']:.3f} "
+                   f"({r['n_keep']:>4d} of {r['n_clean']:>4d}) {r['reject_precision']:>7.3f} / {r['reject_recall']:.3f} "
+                   f"({r['n_reject']:>4d} of {r['n_defective']:>4d})")
+    out.append(f"  manual queue left: {s['manual_bins']} of {s['queued_bins']} bins ({s['manual_spectra']} spectra) "
+               f"pending after the suggestions of confidence >= {s['min_confidence']:g}")
+    return out
+
+
 def format_report(m: dict) -> str:
     """The figures as short lines, for `mgold report clean`."""
     lines = [
@@ -276,6 +364,19 @@ def format_report(m: dict) -> str:
         f"  accepted that are not defective   {m['accepted_purity']:.3f}",
         f"  cln_kept rows {m['n_kept']}, defective among them {m['kept_defective_fraction']:.3f}",
     ]
+    if m.get("suggestions"):
+        lines += format_suggestions(m["suggestions"])
+    if m.get("combined"):
+        c = m["combined"]
+        lines += [
+            "DBSCAN + suggestions + NN together (targets: recall >= 0.95, < 0.3% defective golden, >= 0.8 kept)",
+            f"  defect recall (not accepted)      {c['defect_recall']:.3f}  of {c['n_defective']} defective spectra",
+            f"  clean eligible spectra accepted   {c['kept_fraction_eligible']:.3f}  of {c['n_eligible_clean']}",
+            f"  golden (cln_nn_kept) {c['n_golden']}, truly defective {c['golden_defective']} "
+            f"({c['golden_defective_fraction']:.2%})",
+            f"  NN step: removed {c['nn_recall']:.3f} of the {c['nn_n_defective_in']} defective spectra that reached "
+            f"it, and {c['nn_clean_removed']} of {c['nn_clean_in']} clean ones ({c['nn_clean_removed_fraction']:.1%})",
+        ]
     if m.get("rv_n"):
         lines.append(f"  RV used - true RV (km/s): median {m['rv_residual_median_kms']:+.2f}, robust sigma "
                      f"{m['rv_residual_robust_sigma_kms']:.2f}, p99 |res| {m['rv_residual_p99_abs_kms']:.2f} "

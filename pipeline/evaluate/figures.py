@@ -274,7 +274,8 @@ def kiel(con, cfg: Config, out: Path, relation: str = "cln_kept") -> Path | None
 # --------------------------------------------------------------------------- Figs 11-13: spectra
 
 KEPT_META_SQL = """select obsid, class, teff_k, logg_dex, mh_dex, snr_i, teff_lo_k, logg_lo_dex, mh_lo_dex
-                   from cln_kept where obsid in (select obsid from spc_cluster_grid) order by obsid"""
+                   from cln_kept where obsid in (select obsid from spc_cluster_grid)
+                   and obsid in (select obsid from gold_sample) order by obsid"""
 BIN_NAMES = {"teff_lo_k": "Teff", "logg_lo_dex": "log g", "mh_lo_dex": "[M/H]"}
 WIDEN = (1, 2, 4, 8)   # coarser groupings tried, in units of the bin steps, until a sequence has 3 members
 
@@ -372,7 +373,7 @@ def spectra_sequence(con, cfg: Config, out: Path, vary: str) -> Path | None:
     _mark(ax, cfg.report.tio_bands_aa, "TiO")
     ax.set_xlabel("rest-frame wavelength (AA)")
     ax.set_ylabel("flux / median")
-    ax.set_title(f"kept spectra (cln_kept on spc_cluster_grid) varying in {PARAM_LABELS[label]}: {what}", fontsize=9)
+    ax.set_title(f"golden spectra (gold_sample on spc_cluster_grid) varying in {PARAM_LABELS[label]}: {what}", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, out, cfg)
 
@@ -402,8 +403,94 @@ def dwarf_giant_spectra(con, cfg: Config, out: Path) -> Path | None:
 
 # --------------------------------------------------------------------------- the registry
 
-GOLDEN = "gold_* (the NN cleaning and golden-sample stage)"
 LASPM = "lsp_* (the LASPM stage)"
+
+# --------------------------------------------------------------------------- Figs 7-9: NN and leave-one-out
+
+LAST_ITERATION = "(select max(iteration) from cln_nn_folds)"
+
+
+def nn_loss(con, cfg: Config, out: Path) -> Path | None:
+    """Paper Fig. 7: the training loss per epoch of every fold network of the last NN iteration, with the
+    early-stopping validation R^2 (right axis): the curves that show whether a fit overfits."""
+    rows = con.execute(f"select fold, loss_curve, validation_r2_curve from cln_nn_folds where fold >= 0 "
+                       f"and iteration = {LAST_ITERATION} order by fold").fetchall()
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    twin = ax.twinx()
+    for fold, loss, r2 in rows:
+        line, = ax.plot(np.arange(1, len(loss) + 1), loss, lw=1.0, label=f"fold {fold}")
+        twin.plot(np.arange(1, len(r2) + 1), r2, lw=0.8, ls="--", color=line.get_color())
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (standardised labels, + L2)")
+    twin.set_ylabel("validation R^2 (dashed)")
+    ax.set_title("NN loss of the last iteration's fold fits (cln_nn_folds); early stopping on R^2", fontsize=9)
+    ax.legend(fontsize=7)
+    return _save(fig, out, cfg)
+
+
+def nn_test_set(con, cfg: Config, out: Path) -> Path | None:
+    """Paper Fig. 8: held-out prediction vs label of the last iteration (left) and the histogram of the
+    differences (right), per parameter; the removed stars in red."""
+    d = columns(con, f"select teff_k, logg_dex, mh_dex, teff_pred_k, logg_pred_dex, mh_pred_dex, removed::int removed "
+                     f"from cln_nn_predictions where fold is not null and iteration = {LAST_ITERATION}")
+    if not len(d["teff_k"]):
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(3, 2, figsize=(8.5, 9.5))
+    gone = d["removed"] > 0
+    for row, (p, label) in enumerate(PARAM_UNITS):
+        pred = d[p.replace("_k", "_pred_k").replace("_dex", "_pred_dex")]
+        ax = axes[row, 0]
+        ax.scatter(d[p][~gone], pred[~gone], s=4, c="k", lw=0)
+        ax.scatter(d[p][gone], pred[gone], s=8, c="r", lw=0, label=f"removed ({gone.sum()})")
+        lo, hi = np.nanmin(np.r_[d[p], pred]), np.nanmax(np.r_[d[p], pred])
+        ax.plot([lo, hi], [lo, hi], "b--", lw=0.8)
+        ax.set_xlabel(f"label {label}", fontsize=8)
+        ax.set_ylabel(f"held-out prediction {label}", fontsize=8)
+        diff = (pred - d[p])[~gone]
+        sig = 1.4826 * np.nanmedian(np.abs(diff - np.nanmedian(diff)))
+        axes[row, 1].hist(diff, bins=40, color="0.55")
+        axes[row, 1].set_xlabel(f"prediction - label, {label}", fontsize=8)
+        axes[row, 1].set_title(f"median {np.nanmedian(diff):+.3g}, robust sigma {sig:.3g}", fontsize=8)
+        if gone.any():
+            ax.legend(fontsize=7)
+    fig.suptitle("NN held-out predictions of the last iteration (cln_nn_predictions; paper Fig. 8)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out, cfg)
+
+
+def loo_residuals(con, cfg: Config, out: Path) -> Path | None:
+    """Paper Fig. 9: left, histograms of derived - label of the leave-one-out per parameter; right, the
+    golden labels (black) in the Teff-log g plane with a red line to each star's derived labels (the pull
+    of the edge stars toward the interior)."""
+    d = columns(con, "select teff_k, logg_dex, mh_dex, teff_loo_k, logg_loo_dex, mh_loo_dex from gold_loo "
+                     "where teff_loo_k is not null")
+    if not len(d["teff_k"]):
+        return None
+    plt = _pyplot()
+    fig = plt.figure(figsize=(11, 6.5))
+    for row, (p, label) in enumerate(PARAM_UNITS):
+        ax = fig.add_subplot(3, 2, 2 * row + 1)
+        diff = d[p.replace("_k", "_loo_k").replace("_dex", "_loo_dex")] - d[p]
+        sig = 1.4826 * np.median(np.abs(diff - np.median(diff)))
+        ax.hist(diff, bins=40, color="0.55")
+        ax.set_title(f"derived - label, {label}: median {np.median(diff):+.3g}, robust sigma {sig:.3g}", fontsize=8)
+    ax = fig.add_subplot(1, 2, 2)
+    ax.plot(np.c_[d["teff_k"], d["teff_loo_k"]].T, np.c_[d["logg_dex"], d["logg_loo_dex"]].T, "r-", lw=0.6)
+    ax.scatter(d["teff_k"], d["logg_dex"], s=4, c="k", lw=0, zorder=3)
+    ax.invert_xaxis()
+    ax.invert_yaxis()
+    ax.set_xlabel("Teff (K)")
+    ax.set_ylabel("log g (dex)")
+    ax.set_title("labels (black) -> derived (red), leave-one-out (gold_loo)", fontsize=8)
+    fig.suptitle("leave-one-out of the golden sample (paper Fig. 9)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out, cfg)
+
 
 # --------------------------------------------------------------------------- Figs 14, 16-20: LASPM (§4)
 
@@ -512,19 +599,22 @@ FIGURES: tuple[Figure, ...] = (
            ("lbl_supplement", "lbl_labelled_sample", "sel_stars"), "§2.2.3: the high-S/N ASPCAP stars added."),
     Figure(6, "One bin clustered at eps 1.0 and 2.0", eps_bin, ("cln_dbscan", "cln_bins", "spc_cluster_grid"),
            "§2.4: gray all spectra of the bin, red its main DBSCAN cluster.", wide=True),
-    Figure(7, "NN loss of the last training", None, (GOLDEN,), "§2.5"),
-    Figure(8, "NN test set: predicted vs label", None, (GOLDEN,), "§2.5"),
-    Figure(9, "Leave-one-out: derived - label, edge pull", None, (GOLDEN,), "§3.1"),
-    Figure(10, "Kiel diagram of the kept sample, [M/H] colour, PARSEC isochrones",
-           partial(kiel, relation="cln_kept"), ("cln_kept",),
-           "§3.2.1 (cln_kept until the golden sample exists): isochrones from landing.isochrones when ingested."),
+    Figure(7, "NN loss of the last training", nn_loss, ("cln_nn_folds",),
+           "§2.5: one network per fold, early stopping on the validation R^2 (dashed) instead of 10,000 fits."),
+    Figure(8, "NN test set: predicted vs label", nn_test_set, ("cln_nn_predictions", "cln_nn_folds"),
+           "§2.5: every star's held-out prediction (K folds) in the last iteration; red: removed.", wide=True),
+    Figure(9, "Leave-one-out: derived - label, edge pull", loo_residuals, ("gold_loo",),
+           "§3.1: each golden spectrum fitted by the LASPM engine against all the others.", wide=True),
+    Figure(10, "Kiel diagram of the golden sample, [M/H] colour, PARSEC isochrones",
+           partial(kiel, relation="gold_sample"), ("gold_sample",),
+           "§3.2.1: isochrones from landing.isochrones when ingested."),
     Figure(11, "Spectra along Teff", partial(spectra_sequence, vary="teff_lo_k"),
-           ("cln_kept", "spc_cluster_grid"),
+           ("gold_sample", "cln_kept", "spc_cluster_grid"),
            "§3.2.2: same log g and [M/H] bins, TiO 7050 / 8430 AA marked.", wide=True),
-    Figure(12, "Dwarf vs giant spectra", dwarf_giant_spectra, ("cln_kept", "spc_cluster_grid"),
+    Figure(12, "Dwarf vs giant spectra", dwarf_giant_spectra, ("gold_sample", "cln_kept", "spc_cluster_grid"),
            "§3.2.2: same Teff and [M/H] bins, the 7680 / 8190 AA line pairs marked.", wide=True),
     Figure(13, "Spectra along [M/H]", partial(spectra_sequence, vary="mh_lo_dex"),
-           ("cln_kept", "spc_cluster_grid"),
+           ("gold_sample", "cln_kept", "spc_cluster_grid"),
            "§3.2.2: same Teff and log g bins, TiO marked.", wide=True),
     Figure(14, "LASPM Kiel diagram of all M spectra", laspm_kiel, ("lsp_results",), "§4.1"),
     Figure(16, "LASPM precision vs S/N", precision_vs_snr, ("lsp_precision",), "§4.2"),

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,38 +31,8 @@ from ..report import trio_text as _trio_text
 from ..paper import PAPER_OFFSETS
 from ..runner import recorded_config
 from .figures import FIGURES, Figure
+from .relations import relation_state, unmet  # noqa: F401 - part of this module's interface
 
-_RELATION = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
-
-
-# --------------------------------------------------------------------------- relations
-
-def relation_state(con, name: str) -> str | None:
-    """None when ``name`` (``model`` or ``schema.table``) exists and has a row; else why not:
-    'missing', 'empty' or 'unreadable: <cause>'. A name that is not a relation (a stage still to
-    be written, e.g. 'gold_* (...)') is 'missing'."""
-    if not _RELATION.match(name):
-        return "missing"
-    schema, _, table = name.rpartition(".")
-    found = con.execute("select count(*) from information_schema.tables where table_name = ? "
-                        "and table_schema = ?", [table, schema or "main"]).fetchone()[0]
-    if not found:
-        return "missing"
-    try:
-        row = con.execute(f"select 1 from {name} limit 1").fetchone()
-    except Exception as e:  # noqa: BLE001 - e.g. a view over Parquet files that are not there
-        return f"unreadable: {str(e).splitlines()[0]}"
-    return None if row else "empty"
-
-
-def unmet(con, needs: tuple[str, ...]) -> list[str]:
-    """'relation (why)' for each relation of ``needs`` that is missing, empty or unreadable."""
-    out = []
-    for n in needs:
-        why = relation_state(con, n)
-        if why is not None:
-            out.append(f"{n} ({why})")
-    return out
 
 
 # --------------------------------------------------------------------------- headline numbers
@@ -105,13 +74,16 @@ def _box_width(cls: str) -> Callable:
     return lambda con: f"{_first(con, 'select width_mag from sel_cmd_fit where class = ?', [cls]):.2f} mag"
 
 
-def _kept_defective(con) -> str:
-    """How many kept spectra carry an injected defect the cleaning must catch (evaluate/clean.py CAUGHT)."""
-    from .clean import CAUGHT
+def _defective(relation: str) -> Callable:
+    """How many spectra of ``relation`` carry an injected defect the cleaning must catch (evaluate/clean.py CAUGHT)."""
+    def value(con) -> str:
+        from .clean import CAUGHT
 
-    n, bad = con.execute("""select count(*), count(*) filter (where list_contains(?, t.defect))
-                            from cln_kept k left join truth.spectra t using (obsid)""", [list(CAUGHT)]).fetchone()
-    return f"{bad:,} of {n:,} truly defective ({bad / n:.1%})" if n else "—"
+        n, bad = con.execute(f"""select count(*), count(*) filter (where list_contains(?, t.defect))
+                                 from {relation} k left join truth.spectra t using (obsid)""",
+                             [list(CAUGHT)]).fetchone()
+        return f"{bad:,} of {n:,} truly defective ({bad / n:.1%})" if n else "—"
+    return value
 
 
 @dataclass(frozen=True)
@@ -127,7 +99,8 @@ class Headline:
 
 NAMES = {"aspcap": "ASPCAP", "qiu23": "Qiu23", "ding22": "Ding22", "laspm": "LASPM",
          "teff_k": "Teff (K)", "logg_dex": "log g (dex)", "mh_dex": "[M/H] (dex)"}
-GOLDEN = ("gold_* (golden stage)",)
+GOLDEN = ("gold_sample",)
+NN = ("cln_nn_predictions", "cln_nn_folds")
 LABELLED = ("lbl_labelled_sample",)
 
 
@@ -152,6 +125,40 @@ def _laspm_truth(library: str) -> Callable:
 PRECISION_SQL = "select param, sigma from lsp_precision where library = ? and snr_lo is null"
 
 
+def _nn_removed(con) -> str:
+    from .golden import nn_report
+
+    r = nn_report(con)
+    return f"{r['n_removed']:,} of {r['n_entered']:,} ({r['removed_fraction']:.2%})"
+
+
+def _nn_scatter(con) -> str:
+    from .golden import nn_report
+
+    sc = nn_report(con)["scatter"]
+    return _trio_text(tuple(sc[p]["robust_sigma"] for p in ("teff_k", "logg_dex", "mh_dex")))
+
+
+def _loo_scatter(con) -> str:
+    from .golden import loo_report
+
+    rows = {r["group"]: r for r in loo_report(con, recorded_config(con, "gold_loo"))["rows"]}
+    return _trio_text(tuple(rows["all"][p]["scatter"] for p in ("teff_k", "logg_dex", "mh_dex")))
+
+
+def _loo_truth(con) -> str:
+    from .golden import truth_report
+
+    rows = {r["group"]: r for r in truth_report(con)["loo"]}
+    return "derived - truth scatter " + _trio_text(tuple(rows["all"][p]["scatter"] for p in ("teff_k", "logg_dex",
+                                                                                          "mh_dex")))
+
+
+def _golden_sources(con) -> str:
+    got = dict(con.execute("select label_source, count(*) from gold_sample group by 1").fetchall())
+    return " / ".join(f"{got.get(k, 0):,}" for k in ("aspcap", "qiu23", "ding22", "laspm"))
+
+
 def _source_count(source: str) -> Callable:
     return _count("select count(*) from lbl_labelled_sample where label_source = ?", [source])
 
@@ -170,12 +177,16 @@ HEADLINES: tuple[Headline, ...] = (
     Headline("§2.2", "labelled from Ding22", "24,397", LABELLED, _source_count("ding22")),
     Headline("§2.2", "labelled from LASPM", "14,209", LABELLED, _source_count("laspm")),
     Headline("§2.4", "kept after DBSCAN and inspection", "5,132", ("cln_kept",),
-             _count("select count(*) from cln_kept"), _kept_defective, ("truth.spectra",)),
-    Headline("§2.5", "removed by the NN cleaning", "27", GOLDEN),
-    Headline("§2.5", "NN test-set scatter, Teff / log g / [M/H]", "14 K / 0.06 / 0.05 dex", GOLDEN),
-    Headline("§3.1", "leave-one-out scatter, Teff / log g / [M/H]", "11 K / 0.05 / 0.05 dex", GOLDEN),
-    Headline("§3.2", "golden sample", "5,105", GOLDEN),
-    Headline("§3.2", "golden from ASPCAP / Qiu23 / Ding22 / LASPM", "881 / 1,395 / 1,651 / 1,178", GOLDEN),
+             _count("select count(*) from cln_kept"), _defective("cln_kept"), ("truth.spectra",)),
+    Headline("§2.5", "removed by the NN cleaning", "27 of 5,132 (0.53%)", NN, _nn_removed,
+             _defective("(select distinct obsid from cln_nn_predictions where removed)"), ("truth.spectra",)),
+    Headline("§2.5", "NN test-set scatter, Teff / log g / [M/H]", "14 K / 0.06 / 0.05 dex", NN, _nn_scatter),
+    Headline("§3.1", "leave-one-out scatter, Teff / log g / [M/H]", "11 K / 0.05 / 0.05 dex", ("gold_loo",),
+             _loo_scatter, _loo_truth, ("truth.spectra", "truth.stars")),
+    Headline("§3.2", "golden sample", "5,105", GOLDEN, _count("select count(*) from gold_sample"),
+             _defective("gold_sample"), ("truth.spectra",)),
+    Headline("§3.2", "golden from ASPCAP / Qiu23 / Ding22 / LASPM", "881 / 1,395 / 1,651 / 1,178", GOLDEN,
+             _golden_sources),
     Headline("§4", "M spectra parameterised by LASPM (golden library)", "898,350", ("lsp_results",),
              _count("select count(*) from lsp_results where library = 'golden' and flags & 32 = 0")),
     Headline("§4.2", "repeat precision (S/N ≥ 10), Teff / log g / [M/H]", _trio_text(PAPER["precision"]),

@@ -339,6 +339,15 @@ def iter_bin_chunks(batches: Iterable[pa.RecordBatch], chunk_spectra: int):
         yield rows, flux, ivar
 
 
+# what DBSCAN reads: the minPts rule, the preparation (prepare_bin) and the distance (distance_params);
+# cln_suggestions compares with the same preparation and distance, so it declares the same keys
+DBSCAN_PARAMS = ("clean.dbscan_eps", "clean.minpts_min", "clean.minpts_max", "clean.minpts_stars_per_point",
+                 "clean.dist_ref_pix", "clean.dist_weight_floor", "clean.min_good_pix_frac",
+                 "clean.bin_recal_order", "clean.bin_recal_split_aa", "clean.bin_recal_variance",
+                 "clean.telluric_windows_aa", "clean.sky_lines_aa", "clean.sky_halfwidth_aa",
+                 "clean.bin_recal_clip_nsigma", "spectra.sedcal_iterations", "spectra.batch_spectra",
+                 "spectra.cluster_wave_min_aa", "spectra.cluster_wave_max_aa", "spectra.dloglam")
+
 DBSCAN_COLUMNS = {
     "bin_id": "varchar", "obsid": "bigint", "source_id": "bigint", "snr_i": "double", "snr_rank": "bigint",
     "n_clustered": "bigint", "min_pts": "bigint", "eps": "double", "usable": "boolean",
@@ -348,12 +357,7 @@ DBSCAN_COLUMNS = {
 
 @python_model(
     name="cln_dbscan", layer="clean", columns=DBSCAN_COLUMNS, inputs={"bins": SOURCE_SQL},
-    params=("clean.dbscan_eps", "clean.minpts_min", "clean.minpts_max", "clean.minpts_stars_per_point",
-            "clean.dist_ref_pix", "clean.dist_weight_floor", "clean.min_good_pix_frac",
-            "clean.bin_recal_order", "clean.bin_recal_split_aa", "clean.bin_recal_variance",
-            "clean.telluric_windows_aa", "clean.sky_lines_aa", "clean.sky_halfwidth_aa",
-            "clean.bin_recal_clip_nsigma", "spectra.sedcal_iterations", "spectra.batch_spectra",
-            "spectra.cluster_wave_min_aa", "spectra.cluster_wave_max_aa", "spectra.dloglam"),
+    params=DBSCAN_PARAMS,
     description="DBSCAN per parameter bin on a noise-debiased distance matrix of the normalised, "
                 "recalibrated spectra (paper §2.4): cluster label, core flag and main cluster of every "
                 "clustered spectrum.",

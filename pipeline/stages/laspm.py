@@ -3,7 +3,7 @@
 Two Python models:
 
 ``lsp_library``  the libraries mgold derives, on the red grid 6000-8800 AA: 'golden' (the
-                 cleaned sample: its spectra from ``spc_red_grid``, SED-recalibrated, rest
+                 golden sample, ``gold_sample``: its spectra from ``spc_red_grid``, SED-recalibrated, rest
                  frame, with their transferred labels) and 'model_grid' (the synthetic model
                  SEDs, the old LASPM's BT-Settl-like / MARCS-like predecessor library).
                  Empirical libraries (MILES, ...) are ingested instead
@@ -38,12 +38,11 @@ DERIVED = ("golden", "model_grid")
 LABELS = ("teff_k", "logg_dex", "mh_dex")
 
 GOLDEN_SQL = """
-select 'golden' as library, k.obsid as template_id, h.designation as name, k.teff_k, k.logg_dex, k.mh_dex,
-       k.class, k.snr_i as snr, s.loglam0, s.dloglam, s.n_pix, s.n_good_pix, s.flux, s.ivar
-from cln_kept k
+select 'golden' as library, g.obsid as template_id, g.designation as name, g.teff_k, g.logg_dex, g.mh_dex,
+       g.class, g.snr_i as snr, s.loglam0, s.dloglam, s.n_pix, s.n_good_pix, s.flux, s.ivar
+from gold_sample g
 join spc_red_grid s using (obsid)
-join stg_lamost h using (obsid)
-order by k.obsid
+order by g.obsid
 """
 
 _LIBRARY_PARAMS = ("spectra.red_wave_min_aa", "spectra.red_wave_max_aa", "spectra.dloglam",
@@ -99,7 +98,7 @@ RESULT_COLUMNS = {
                          "32 no fit"),
     "run_id": ("varchar", "the run that fitted it"),
 }
-_FIT_PARAMS = tuple(f"laspm.{k}" for k in (
+FIT_PARAMS = tuple(f"laspm.{k}" for k in (
     "poly_degree", "mask_windows_aa", "k_best", "n_candidates", "weighting", "temperature", "edge_weight_min",
     "poor_fit_chi2_nu", "min_good_pix_frac", "min_overlap_frac", "rv_halfwidth_kms", "rv_step_kms",
     "rv_n_templates", "rv_min_depth_dchi2", "batch_spectra")) + ("spectra.red_wave_min_aa",
@@ -165,7 +164,7 @@ def fit_spectra(rb: pa.RecordBatch, lib, template_ids: np.ndarray, cfg, library:
 @python_model(
     name="lsp_results", layer="laspm", columns=RESULT_COLUMNS,
     inputs={"spectra": SPECTRA_SQL, "derived": DERIVED_SQL, "empirical": EMPIRICAL_SQL},
-    params=_FIT_PARAMS, partition_by="library", partitions="laspm.libraries",
+    params=FIT_PARAMS, partition_by="library", partitions="laspm.libraries",
     partition_token=templates_token, partition_inputs=("derived", "empirical"),
     description="LASPM parameters of every M-type LAMOST spectrum (paper §4), one result set per template "
                 "library of laspm.libraries: the k-best-weighted labels, their spread, chi^2, the RV used "

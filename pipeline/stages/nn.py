@@ -1,11 +1,14 @@
-"""Neural-net cleaning of the DBSCAN-kept sample (paper §2.5): pure functions, no models yet.
+"""Neural-net cleaning of the DBSCAN-kept sample (paper §2.5): the Python model ``cln_nn_folds``.
 
 ``nn_clean(X, Y, ids, cfg, seed, ivar=None) -> NNResult`` takes the recalibrated red-grid
 spectra (``spc_red_grid``: 6000-8800 AA, 1,657 px, divided by the §2.3.2 polynomial) of the
-stars that survived DBSCAN and their Teff / log g / [M/H] labels, and removes the stars whose
-labels a network trained on the *other* stars cannot reproduce. ``NNResult.to_tables()`` gives
-the two future model outputs ``cln_nn_predictions`` (``PREDICTION_COLUMNS``) and
-``cln_nn_folds`` (``FOLD_COLUMNS``); ``nn_summary`` the figures beside the paper's.
+stars that survived DBSCAN and inspection (``cln_kept``) and their Teff / log g / [M/H] labels,
+and removes the stars whose labels a network trained on the *other* stars cannot reproduce.
+The model ``cln_nn_folds`` (``NN_FOLDS_COLUMNS``, ``NNResult.fold_table``) stores one row per
+(iteration, fold): the fit record and the fold's held-out stars as list columns; the SQL models
+``cln_nn_predictions`` (one row per iteration and star, ``PREDICTION_COLUMNS``: unnested) and
+``cln_nn_kept`` (the survivors) read it. ``nn_summary`` gives the figures beside the paper's.
+The seed is ``nn.seed``.
 
 Inputs (``nn_inputs``)
 ----------------------
@@ -95,12 +98,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
 from ..config import Config
+from ..pymodel import python_model
 
 LABELS = ("teff_k", "logg_dex", "mh_dex")
 PRED_NAMES = ("teff_pred_k", "logg_pred_dex", "mh_pred_dex")
@@ -112,6 +116,30 @@ REASON_RESIDUAL = "nn_residual"
 REASON_FEW_PIXELS = "few_good_pixels"
 REASON_NONPOSITIVE = "nonpositive_median"
 REASON_NAN_LABEL = "nan_label"
+REASON_TOO_FEW = "too_few_for_nn"     # kept unjudged: fewer usable stars than K folds can train on (not removed)
+
+
+class TooFewStars(ValueError):
+    """Fewer usable stars than the folds can train on; carries what ``nn_clean`` knew of each star."""
+
+    def __init__(self, message: str, ids: np.ndarray, labels: np.ndarray, excluded: np.ndarray,
+                 n_masked: np.ndarray):
+        super().__init__(message)
+        self.ids, self.labels, self.excluded, self.n_masked = ids, labels, excluded, n_masked
+
+    def pass_through(self) -> pa.Table:
+        """The cln_nn_folds row of a sample the NN cannot judge: every usable star kept, unjudged (reason
+        ``REASON_TOO_FEW``, not removed), the others excluded as usual."""
+        reasons = np.where(self.excluded == None, REASON_TOO_FEW, self.excluded)  # noqa: E711 (object array)
+        res = NNResult(ids=self.ids, labels=self.labels, n_masked_pix=self.n_masked, excluded=reasons,
+                       row_iteration=np.empty(0, np.int32), row_star=np.empty(0, np.int64),
+                       row_fold=np.empty(0, np.int32), row_pred=np.empty((0, 3)), row_resid=np.empty((0, 3)),
+                       row_removed=np.empty(0, bool), folds=(), base_limits=np.zeros(3), limits=np.empty((0, 3)),
+                       converged=False, stop_reason="too_few_stars")
+        t = res.fold_table()
+        removed = pa.array([[r != REASON_TOO_FEW for r in row] for row in t["reason"].to_pylist()],
+                           pa.list_(pa.bool_()))
+        return t.set_column(t.column_names.index("removed"), "removed", removed)
 
 # the paper's figures (§2.5) that nn_summary reports beside
 PAPER = {"scatter": {"teff_k": 14.0, "logg_dex": 0.06, "mh_dex": 0.05}, "n_removed": 27, "n_input": 5132}
@@ -132,11 +160,19 @@ NN_PARAMS = tuple(f"nn.{k}" for k in (
     "hidden_layers", "k_folds", "max_iterations", "max_dteff_k", "max_dlogg_dex", "max_dmh_dex", "limit_nsigma",
     "max_epochs",
     "batch_size", "learning_rate", "alpha", "tol", "validation_fraction", "n_iter_no_change",
-    "min_good_pix_frac", "blas_threads"))
+    "min_good_pix_frac", "blas_threads", "seed"))
+# cln_nn_folds: FOLD_COLUMNS plus the fold's held-out stars as parallel lists (cln_nn_predictions
+# unnests them) and the run's outcome; fold EXCLUDED_FOLD holds the stars that never entered
+EXCLUDED_FOLD = -1
+STAR_LIST_COLUMNS = {"obsids": "bigint[]", **{c: "double[]" for c in (*LABELS, *PRED_NAMES, *RESID_NAMES)},
+                     "removed": "boolean[]", "reason": "varchar[]", "n_masked_pix": "integer[]"}
+NN_FOLDS_COLUMNS = {**FOLD_COLUMNS, **STAR_LIST_COLUMNS, "n_iterations": "integer", "converged": "boolean",
+                    "stop_reason": "varchar"}
 
 
-@dataclass(frozen=True)
-class FoldFit:
+# NamedTuples, not dataclasses: a Python model's code fingerprint reads the source of every mgold
+# method it reaches, and a dataclass's generated __init__ / __eq__ have none (pymodel.code_fingerprint)
+class FoldFit(NamedTuple):
     """One fold network of one iteration."""
 
     iteration: int
@@ -151,8 +187,7 @@ class FoldFit:
     validation_r2_curve: np.ndarray   # R^2 of the held-back validation stars per epoch
 
 
-@dataclass(frozen=True)
-class NNResult:
+class NNResult(NamedTuple):
     """Everything ``nn_clean`` decided, in id order.
 
     Per star (``ids``, ``labels``, ``n_masked_pix``, ``excluded``: reason it never entered,
@@ -233,6 +268,71 @@ class NNResult:
             "validation_r2_curve": pa.array([x.validation_r2_curve.tolist() for x in f], pa.list_(pa.float64())),
         })
         return per_star, per_fold
+
+    @classmethod
+    def from_tables(cls, per_star: pa.Table, per_fold: pa.Table, base_limits, converged: bool,
+                    stop_reason: str) -> "NNResult":
+        """The result back from the tables of ``to_tables`` (``cln_nn_predictions``, and ``cln_nn_folds``
+        without its fold ``EXCLUDED_FOLD`` row), e.g. to run ``nn_summary`` on a built warehouse."""
+        d = {c: per_star[c].to_numpy(zero_copy_only=False) for c in ("obsid", "iteration")}
+        fold = per_star["fold"].fill_null(EXCLUDED_FOLD).to_numpy(zero_copy_only=False)
+        ids, first = np.unique(d["obsid"].astype(np.int64), return_index=True)
+        labels = np.column_stack([per_star[c].to_numpy(zero_copy_only=False).astype(np.float64)[first]
+                                  for c in LABELS]).reshape(-1, 3)
+        excluded = np.full(ids.size, None, dtype=object)
+        out = np.flatnonzero(fold == EXCLUDED_FOLD)
+        excluded[np.searchsorted(ids, d["obsid"][out])] = np.asarray(per_star["reason"].to_pylist(), object)[out]
+        rows = np.flatnonzero(fold != EXCLUDED_FOLD)
+        rows = rows[np.lexsort((d["obsid"][rows], d["iteration"][rows]))]
+        star = np.searchsorted(ids, d["obsid"][rows])
+
+        def mat(names):
+            return np.column_stack([per_star[c].to_numpy(zero_copy_only=False).astype(np.float64)[rows]
+                                    for c in names]).reshape(-1, 3)
+
+        f = per_fold.sort_by([("iteration", "ascending"), ("fold", "ascending")]).to_pylist()
+        folds = tuple(FoldFit(**{k: r[k] for k in ("iteration", "fold", "n_train", "n_test", "random_state",
+                                                   "n_epochs", "stopped_early", "best_validation_r2")},
+                              loss_curve=np.asarray(r["loss_curve"], dtype=np.float64),
+                              validation_r2_curve=np.asarray(r["validation_r2_curve"], dtype=np.float64))
+                      for r in f)
+        limits = {r["iteration"]: [r[f"limit_{c}"] for c in RESID_NAMES] for r in f}
+        return cls(ids=ids, labels=labels, n_masked_pix=per_star["n_masked_pix"].to_numpy(zero_copy_only=False)[first],
+                   excluded=excluded, row_iteration=d["iteration"][rows].astype(np.int32),
+                   row_star=star.astype(np.int64), row_fold=fold[rows].astype(np.int32), row_pred=mat(PRED_NAMES),
+                   row_resid=mat(RESID_NAMES),
+                   row_removed=per_star["removed"].to_numpy(zero_copy_only=False)[rows].astype(bool),
+                   folds=folds, base_limits=np.asarray(base_limits, dtype=np.float64),
+                   limits=np.asarray([limits[i] for i in sorted(limits)], dtype=np.float64).reshape(-1, 3),
+                   converged=bool(converged), stop_reason=str(stop_reason))
+
+    def fold_table(self) -> pa.Table:
+        """The ``cln_nn_folds`` rows (``NN_FOLDS_COLUMNS``): one per (iteration, fold) with its fit record
+        and its held-out stars as parallel lists in obsid order, plus one row (iteration 0, fold
+        ``EXCLUDED_FOLD``, fit columns NULL) for the stars that never entered, if any."""
+        per_star, per_fold = self.to_tables()
+        fold = per_star["fold"].fill_null(EXCLUDED_FOLD).to_numpy()
+        it = per_star["iteration"].to_numpy()
+        # the stars that never entered go last, after the fit records of self.folds (iteration, fold order)
+        order = np.lexsort((per_star["obsid"].to_numpy(), fold, it, fold == EXCLUDED_FOLD))
+        keys = np.column_stack([it[order], fold[order]])
+        starts = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]).any(axis=1)])
+        offsets = pa.array(np.r_[starts, order.size].astype(np.int32))
+        stars = per_star.take(pa.array(order))
+        lists = {("obsids" if c == "obsid" else c): pa.ListArray.from_arrays(offsets, stars[c].combine_chunks())
+                 for c in PREDICTION_COLUMNS if c not in ("iteration", "fold")}
+        n_out = int((keys[starts, 1] == EXCLUDED_FOLD).sum())
+        stats = {c: pa.concat_arrays([per_fold[c].combine_chunks(),
+                                      pa.nulls(n_out, per_fold.schema.field(c).type)])
+                 for c in FOLD_COLUMNS if c not in ("iteration", "fold", "n_test")}
+        n = starts.size
+        return pa.table({
+            "iteration": pa.array(keys[starts, 0], pa.int32()), "fold": pa.array(keys[starts, 1], pa.int32()),
+            "n_test": pa.array(np.diff(np.r_[starts, order.size]), pa.int32()), **stats, **lists,
+            "n_iterations": pa.array(np.full(n, self.n_iterations), pa.int32()),
+            "converged": pa.array(np.full(n, self.converged)),
+            "stop_reason": pa.array([self.stop_reason] * n, pa.string()),
+        }).select(list(NN_FOLDS_COLUMNS))
 
 
 def nn_inputs(flux: np.ndarray, ivar: np.ndarray | None, cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -358,9 +458,9 @@ def nn_clean(X: np.ndarray, Y: np.ndarray, ids: np.ndarray, cfg: Config, seed: i
     min_stars = min_stars_for(k, float(cfg.nn.validation_fraction))
     active = np.flatnonzero(excluded == None)  # noqa: E711
     if active.size < min_stars:
-        raise ValueError(f"nn: {active.size} usable star(s) of {ids.size}, need at least {min_stars} "
-                         f"(nn.k_folds = {k}, nn.validation_fraction = {cfg.nn.validation_fraction}); "
-                         f"excluded: {_reason_counts(excluded)}")
+        raise TooFewStars(f"nn: {active.size} usable star(s) of {ids.size}, need at least {min_stars} "
+                          f"(nn.k_folds = {k}, nn.validation_fraction = {cfg.nn.validation_fraction}); "
+                          f"excluded: {_reason_counts(excluded)}", ids, Y, excluded, n_masked)
     rows: dict[str, list] = {"it": [], "star": [], "fold": [], "pred": [], "removed": []}
     fits: list[FoldFit] = []
     iter_limits: list[np.ndarray] = []
@@ -448,3 +548,56 @@ def nn_summary(result: NNResult) -> dict:
         "paper_removed": PAPER["n_removed"], "paper_input": PAPER["n_input"],
         "paper_removed_fraction": PAPER["n_removed"] / PAPER["n_input"],
     }
+
+
+# --------------------------------------------------------------------------- the model
+
+# every star DBSCAN and inspection kept, with its red-grid spectrum (NULL when it has none: flagged
+# few_good_pixels by nn_inputs, never a crash)
+KEPT_RED_SQL = """
+select k.obsid, k.teff_k, k.logg_dex, k.mh_dex, r.flux, r.ivar
+from cln_kept k
+left join spc_red_grid r using (obsid)
+order by k.obsid
+"""
+
+
+def spectra_matrix(col: pa.ChunkedArray | pa.Array, n_pix: int | None = None) -> np.ndarray:
+    """(rows, n_pix) float32 of a fixed-size list column; a NULL list becomes a row of NaN."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = arr.type.list_size if pa.types.is_fixed_size_list(arr.type) else int(n_pix or 0)
+    out = np.full((len(arr), n), np.nan, dtype=np.float32)
+    valid = ~arr.is_null().to_numpy(zero_copy_only=False)
+    if valid.any():
+        out[valid] = arr.filter(pa.array(valid)).flatten().to_numpy(zero_copy_only=False).reshape(-1, n)
+    return out
+
+
+def label_matrix(t: pa.Table) -> np.ndarray:
+    """(rows, 3) float64 teff_k, logg_dex, mh_dex of a table's columns (NULL -> NaN)."""
+    if not t.num_rows:
+        return np.empty((0, 3))
+    return np.column_stack([t[c].to_numpy(zero_copy_only=False).astype(np.float64) for c in LABELS])
+
+
+@python_model(
+    name="cln_nn_folds", layer="clean", columns=NN_FOLDS_COLUMNS, inputs={"kept": KEPT_RED_SQL}, params=NN_PARAMS,
+    description="Neural-net cleaning of cln_kept (paper §2.5): per iteration and fold, the fold network's "
+                "training record (epochs, loss and validation R^2 curves, removal limits) and its held-out "
+                "stars with their labels, predictions, residuals and whether they were removed.",
+    grain="one row per (iteration, fold); fold -1: the stars that never entered (few good pixels, NaN label; "
+          "too few stars for the folds: all kept unjudged)",
+    tests="unique(iteration, fold); not_null(iteration, fold, n_test, obsids, n_iterations, stop_reason)",
+)
+def build(ctx):
+    t = ctx.table("kept")
+    Y = label_matrix(t)
+    ids = t["obsid"].to_numpy(zero_copy_only=False).astype(np.int64)
+    try:
+        result = nn_clean(spectra_matrix(t["flux"]), Y, ids, ctx.cfg, int(ctx.cfg.nn.seed), spectra_matrix(t["ivar"]))
+    except TooFewStars as e:
+        if not (e.excluded == None).any():  # noqa: E711 - nothing usable at all: an error, the last tables stay
+            raise
+        yield e.pass_through()          # a small sample the net cannot judge goes on unjudged, flagged
+        return
+    yield result.fold_table()

@@ -1,4 +1,4 @@
--- description: cleaned-sample rows that break the cleaning rules: more DBSCAN-kept spectra in a bin than clean.cap_per_bin, a spectrum kept although a person rejected it, a kept spectrum that is not a core member of its bin's main cluster, or one from outside cln_bins.
+-- description: cleaned-sample rows that break the cleaning rules: more DBSCAN-kept spectra in a bin than clean.cap_per_bin, a spectrum kept although a decision in force rejected it, more suggested keeps in a bin than the cap, a kept spectrum that is not a core member of its bin's main cluster, or one from outside cln_bins.
 with kept as (
     select * from cln_kept
 ),
@@ -8,13 +8,18 @@ clustered as (
 ),
 
 rejected as (
-    select obsid from landing.inspection_decisions
-    qualify row_number() over (partition by obsid order by decided_at desc) = 1 and decision = 'reject'
+    select obsid from cln_decisions where decision = 'reject'
 ),
 
 over_cap as (
     select bin_id, null::bigint as obsid, 'bin over clean.cap_per_bin' as reason
     from kept where kept_by = 'dbscan'
+    group by bin_id having count(*) > getvariable('clean.cap_per_bin')
+),
+
+over_cap_suggested as (
+    select bin_id, null::bigint as obsid, 'suggested keeps over clean.cap_per_bin' as reason
+    from kept k where kept_by = 'suggestion' and obsid not in (select obsid from cln_decisions)
     group by bin_id having count(*) > getvariable('clean.cap_per_bin')
 ),
 
@@ -36,6 +41,7 @@ orphans as (
 
 final as (
     select * from over_cap
+    union all select * from over_cap_suggested
     union all select * from kept_rejected
     union all select * from not_core
     union all select * from orphans

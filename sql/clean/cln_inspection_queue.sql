@@ -1,37 +1,63 @@
--- description: Bins DBSCAN could not settle, for manual inspection (paper §2.4): one sample only, or no cluster; with whether a person has decided them yet.
+-- description: Bins DBSCAN could not settle, for manual inspection (paper §2.4), with their suggestions: 'decided' when a person decided a spectrum of the bin, 'suggested' when every spectrum has a recorded decision or a suggestion of at least clean.suggestion_min_confidence (cln_kept applies them), 'pending' otherwise: the remaining manual queue.
 -- grain: one row per bin_id
 -- kind: table
--- params:
--- tests: unique(bin_id); not_null(bin_id, reason, status); accepted(reason, 'single_sample', 'no_cluster'); accepted(status, 'pending', 'decided')
-with clustered as (
-    select bin_id, obsid, snr_i, n_clustered, n_clusters from cln_dbscan
+-- params: clean.suggestion_min_confidence
+-- tests: unique(bin_id); not_null(bin_id, reason, status, n_decisions, n_suggested); accepted(reason, 'single_sample', 'no_cluster'); accepted(status, 'pending', 'decided', 'suggested')
+-- columns: n_decisions: spectra with a decision in force (cln_decisions: a person's or an accepted suggestion); n_person_decisions: those made by a person; n_suggested: spectra with a suggestion of at least clean.suggestion_min_confidence; n_suggested_keep: of those, suggested keep; confidence: the least confident suggestion of the bin (NULL when a spectrum has none), what `mgold inspect list --sort confidence` sorts by
+with unsettled as (
+    select * from cln_unsettled_bins
 ),
 
-decisions as (
-    select bin_id, count(*) as n_decisions from landing.inspection_decisions group by bin_id
+spectra as (
+    select bin_id, unnest(obsids) as obsid from unsettled
+),
+
+per_spectrum as (
+    select
+        s.bin_id,
+        s.obsid,
+        d.obsid is not null as decided,
+        coalesce(d.by_person, false) as by_person,
+        coalesce(g.confidence >= getvariable('clean.suggestion_min_confidence'), false) as confident,
+        g.suggestion,
+        g.confidence
+    from spectra s
+    left join cln_decisions d using (obsid)
+    left join cln_suggestions g using (obsid)
 ),
 
 bins as (
     select
         bin_id,
-        any_value(n_clustered) as n_spectra,
-        max(n_clusters) as n_clusters,
-        list(obsid order by snr_i desc) as obsids
-    from clustered
+        count(*) filter (where decided) as n_decisions,
+        count(*) filter (where by_person) as n_person_decisions,
+        count(*) filter (where confident) as n_suggested,
+        count(*) filter (where confident and suggestion = 'keep') as n_suggested_keep,
+        count(*) filter (where not (decided or confident)) as n_open,
+        -- a spectrum without a suggestion makes the bin's confidence unknown
+        case when count(*) filter (where suggestion is null) = 0 then min(confidence) end as confidence
+    from per_spectrum
     group by bin_id
 ),
 
 final as (
     select
-        b.bin_id,
-        case when b.n_spectra = 1 then 'single_sample' else 'no_cluster' end as reason,
-        b.n_spectra,
-        b.obsids,
-        coalesce(d.n_decisions, 0) as n_decisions,
-        case when d.n_decisions > 0 then 'decided' else 'pending' end as status
-    from bins b
-    left join decisions d using (bin_id)
-    where b.n_spectra = 1 or b.n_clusters = 0
+        u.bin_id,
+        u.reason,
+        u.n_spectra,
+        u.obsids,
+        b.n_decisions,
+        b.n_person_decisions,
+        b.n_suggested,
+        b.n_suggested_keep,
+        b.confidence,
+        case
+            when b.n_person_decisions > 0 then 'decided'
+            when b.n_open = 0 then 'suggested'
+            else 'pending'
+        end as status
+    from unsettled u
+    join bins b using (bin_id)
 )
 
 select * from final

@@ -1,8 +1,9 @@
--- description: The cleaned sample (paper §2.4): per bin the highest-S/N core members of the main DBSCAN cluster (at most clean.cap_per_bin), plus spectra kept by manual inspection, minus those rejected by it.
+-- description: The cleaned sample (paper §2.4): per bin the highest-S/N core members of the main DBSCAN cluster (at most clean.cap_per_bin), plus the spectra of unsettled bins kept by a decision or by a suggestion, minus those rejected. Decisions in force (cln_decisions: a person's, or a suggestion accepted with `mgold inspect accept-suggestions`) come first; a spectrum nobody decided follows its cln_suggestions row when that is at least clean.suggestion_min_confidence confident (at most clean.cap_per_bin suggested keeps per bin, by S/N), so the golden sample is built with the suggestions accepted.
 -- grain: one row per obsid
 -- kind: table
--- params:
--- tests: unique(obsid); not_null(obsid, bin_id, teff_k, logg_dex, mh_dex, kept_by); accepted(kept_by, 'dbscan', 'inspection')
+-- params: clean.suggestion_min_confidence, clean.cap_per_bin
+-- tests: unique(obsid); not_null(obsid, bin_id, teff_k, logg_dex, mh_dex, kept_by); accepted(kept_by, 'dbscan', 'inspection', 'suggestion')
+-- columns: kept_by: dbscan (main-cluster core member within the cap), inspection (a person's keep), suggestion (an accepted or confident suggestion); keep_rank: cln_keep_rank's rank (0 = not a DBSCAN candidate)
 with bins as (
     select * from cln_bins
 ),
@@ -11,21 +12,40 @@ clustered as (
     select obsid, is_kept, keep_rank from cln_keep_rank
 ),
 
-latest_decisions as (
-    -- a later decision about the same spectrum replaces the earlier one
-    select obsid, decision
-    from landing.inspection_decisions
-    qualify row_number() over (partition by obsid order by decided_at desc) = 1
+decided as (
+    select obsid, decision, case when by_person then 'inspection' else 'suggestion' end as kept_by
+    from cln_decisions
+),
+
+confident as (
+    -- suggestions nobody decided, confident enough to follow
+    select s.obsid, s.bin_id, s.suggestion as decision, s.snr_i
+    from cln_suggestions s
+    where s.suggestion is not null
+      and s.confidence >= getvariable('clean.suggestion_min_confidence')
+      and s.obsid not in (select obsid from decided)
+),
+
+suggested_keeps as (
+    select obsid, 'keep' as decision, 'suggestion' as kept_by
+    from confident
+    where decision = 'keep'
+    qualify row_number() over (partition by bin_id order by snr_i desc, obsid) <= getvariable('clean.cap_per_bin')
+),
+
+decisions as (
+    select * from decided
+    union all select * from suggested_keeps
 ),
 
 chosen as (
     select
         b.*,
-        case when d.decision = 'keep' and not c.is_kept then 'inspection' else 'dbscan' end as kept_by,
+        case when c.is_kept and coalesce(d.decision, '') <> 'reject' then 'dbscan' else d.kept_by end as kept_by,
         c.keep_rank
     from bins b
     join clustered c using (obsid)
-    left join latest_decisions d using (obsid)
+    left join decisions d using (obsid)
     where (c.is_kept and coalesce(d.decision, '') <> 'reject') or d.decision = 'keep'
 ),
 

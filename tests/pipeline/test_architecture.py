@@ -157,8 +157,9 @@ def _reload_stages() -> dict[str, str]:
 
     import mgold.pipeline.stages.clean as c
     import mgold.pipeline.stages.spectra as s
+    import mgold.pipeline.stages.suggest as g
 
-    for mod in (s, c):
+    for mod in (s, c, g):                             # suggest imports clean: after it
         importlib.reload(mod)
     return {n: m.sha256 for n, m in Project.load().models.items()}
 
@@ -180,15 +181,16 @@ def edit_kernel(monkeypatch):
 def test_editing_a_kernel_makes_exactly_its_models_stale(edit_kernel):
     before = {n: m.sha256 for n, m in Project.load().models.items()}
     users = {n for n, m in Project.load().models.items() if "mgold.udfs.spectral_distance" in m.udf_modules}
-    assert users == {"cln_dbscan"}
+    assert users == {"cln_dbscan", "cln_suggestions"}        # the suggestions compare with DBSCAN's distance
     after = edit_kernel("mgold.udfs.spectral_distance")
-    assert {n for n in before if before[n] != after[n]} == {"cln_dbscan"}
+    assert {n for n in before if before[n] != after[n]} == users
 
 
 def test_editing_a_shared_kernel_makes_each_of_its_users_stale(edit_kernel):
     before = {n: m.sha256 for n, m in Project.load().models.items()}
     after = edit_kernel("mgold.udfs.sed_recalibrate")
-    assert {n for n in before if before[n] != after[n]} == {"spc_cluster_grid", "spc_red_grid", "cln_dbscan"}
+    assert {n for n in before if before[n] != after[n]} == {"spc_cluster_grid", "spc_red_grid", "cln_dbscan",
+                                                            "cln_suggestions"}
 
 
 @pytest.fixture()

@@ -185,3 +185,94 @@ def test_an_empty_sample_round_trips(tmp_path):
     p = export.write_golden_fits(tmp_path / "e.fits", flux[:0], ivar[:0], LOGLAM0, DLOGLAM, cat.slice(0, 0), UNITS)
     back = export.read_golden_fits(p)
     assert back.flux.shape[0] == 0 and back.catalog.num_rows == 0 and back.catalog.schema == cat.schema
+
+
+# --------------------------------------------------------------------------- mgold export golden
+
+def _golden_warehouse(path, n=5, npx=40):
+    """A warehouse file holding gold_sample (with NULL LOO columns and an int flag) and both grids."""
+    import duckdb
+
+    from mgold.pipeline.runner import ensure_meta
+
+    rng = np.random.default_rng(8)
+    con = duckdb.connect(str(path))
+    ensure_meta(con)
+    con.execute(f"""create table gold_sample as
+        select (100 + i)::bigint obsid, 'J' || i designation, 10.0::double * i ra_deg, -5.0::double + i dec_deg,
+               (9000 + i)::bigint source_id, 'dwarf' class, 3500.0::double + i teff_k, 4.7::double logg_dex,
+               -0.1::double * i mh_dex,
+               'ding22' label_source, -30.5::double offset_teff_k, 0.0::double offset_logg_dex,
+               0.01::double offset_mh_dex,
+               false is_supplement, 40.0::double + i snr_i, 't3500_g4.70_m0.00' bin_id, 'dbscan' kept_by,
+               case when i = 0 then null else 3501.0::double + i end teff_loo_k,
+               case when i = 0 then null else 1.0::double end dteff_loo_k, (i % 2)::integer loo_flags
+        from range({n}) t(i)""")
+    grids = {}
+    for table, l0 in (("spc_cluster_grid", 3.591064607026499), ("spc_red_grid", 3.778151250383644)):
+        flux = rng.normal(1, 0.1, (n, npx)).astype(np.float32)
+        ivar = rng.uniform(1, 100, (n, npx)).astype(np.float32)
+        ivar[1, :3] = 0
+        con.register("s", pa.table({"obsid": np.arange(100, 100 + n)[::-1].copy(), "loglam0": [l0] * n,
+                                    "dloglam": [1e-4] * n,
+                                    "flux": pa.FixedSizeListArray.from_arrays(pa.array(flux[::-1].ravel()), npx),
+                                    "ivar": pa.FixedSizeListArray.from_arrays(pa.array(ivar[::-1].ravel()), npx)}))
+        con.execute(f"create table {table} as select * from s")     # rows in reverse obsid order
+        grids[table] = (l0, flux, ivar)
+    cat = con.sql("select * from gold_sample order by obsid").to_arrow_table()
+    con.close()
+    return grids, cat
+
+
+def test_export_golden_round_trips_through_the_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from mgold.pipeline.cli import app
+
+    wh = tmp_path / "w.duckdb"
+    grids, cat = _golden_warehouse(wh)
+    out_f, out_p = tmp_path / "golden.fits", tmp_path / "golden.parquet"
+    r = CliRunner().invoke(app, ["export", "golden", "-w", str(wh), "--fits", str(out_f), "--parquet", str(out_p)])
+    assert r.exit_code == 0, r.output
+    assert "wrote" in r.output and "5 spectra x 40 pixels" in r.output
+    l0, flux, ivar = grids["spc_cluster_grid"]                  # the default grid, in obsid order
+    for product in (export.read_golden_fits(out_f), export.read_golden_parquet(out_p)):
+        assert product.catalog.equals(cat)
+        np.testing.assert_array_equal(_bits(product.flux), _bits(flux))
+        np.testing.assert_array_equal(_bits(product.ivar), _bits(ivar))
+        assert product.loglam0 == l0 and product.dloglam == 1e-4
+        assert product.units["teff_k"] == "K" and product.units["ra_deg"] == "deg" and "obsid" not in product.units
+    with fits.open(out_f) as h:                                 # plain astropy: spectra in the first HDU
+        assert h[0].data.shape == (5, 40) and h[0].header["NSTARS"] == 5 and h[0].header["GRID"] == "cluster"
+        assert h["CATALOG"].columns["teff_k"].unit == "K"
+    r = CliRunner().invoke(app, ["export", "golden", "-w", str(wh), "--parquet", str(out_p), "--grid", "red",
+                                 "--overwrite"])
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(export.read_golden_parquet(out_p).flux, grids["spc_red_grid"][1])
+
+
+def test_export_golden_fails_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from mgold.pipeline.cli import app
+
+    wh = tmp_path / "w.duckdb"
+    _golden_warehouse(wh)
+    run = CliRunner().invoke
+    r = run(app, ["export", "golden", "-w", str(wh)])
+    assert r.exit_code == 2 and "give --fits PATH and/or --parquet PATH" in r.output
+    (tmp_path / "x.fits").write_bytes(b"")
+    r = run(app, ["export", "golden", "-w", str(wh), "--fits", str(tmp_path / "x.fits")])
+    assert r.exit_code == 2 and "exists" in r.output and len(r.output.strip().splitlines()) == 1
+    r = run(app, ["export", "golden", "-w", str(wh), "--fits", str(tmp_path / "y.fits"), "--grid", "blue"])
+    assert r.exit_code == 1 and "unknown grid 'blue'" in r.output
+    import duckdb
+
+    con = duckdb.connect(str(wh))
+    con.execute("delete from spc_cluster_grid where obsid = 102")
+    con.close()
+    r = run(app, ["export", "golden", "-w", str(wh), "--fits", str(tmp_path / "y.fits")])
+    assert r.exit_code == 1 and "obsid 102 has no row in spc_cluster_grid" in r.output
+    assert not (tmp_path / "y.fits").exists()
+    r = run(app, ["export", "golden", "-w", str(tmp_path / "none.duckdb"), "--fits", str(tmp_path / "z.fits")])
+    assert r.exit_code == 1 and "no warehouse" in r.output

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
 from mgold.pipeline.cli import app
 from mgold.pipeline.config import DEFAULT
-from mgold.pipeline.runner import bind_config, build_models, compile_model_sql, ensure_meta, load_models
+from mgold.pipeline.runner import bind_config, build_models
+
+from cleanrows import clean_layer
 
 NPIX = 120
 CFG = DEFAULT.with_overrides({"clean.dist_ref_pix": NPIX})
@@ -24,19 +25,11 @@ def wh(tmp_path):
     base = 1 + 0.2 * np.cos(np.linspace(0, 9, NPIX))
     flux = base * (1 + 0.003 * rng.standard_normal((8, NPIX)))
     flux[6, 30:60] += 0.5
-    con = duckdb.connect(str(path))
-    ensure_meta(con)
-    bind_config(con, CFG)
-    con.execute("create table lbl_labelled_sample as select (200 + i)::bigint obsid, i::bigint source_id, "
-                "'dwarf' class, case when i < 7 then 3560.0 else 3660.0 end teff_k, 4.72 logg_dex, "
-                "-0.35 mh_dex, (10 + i)::double snr_i, 'aspcap' label_source from range(8) t(i)")
-    con.register("spc", pa.table({
-        "obsid": np.arange(200, 208), "n_good_pix": [NPIX] * 8, "n_pix": [NPIX] * 8, "rv_kms": [-20.0] * 8,
-        "loglam0": [3.5911] * 8, "dloglam": [1e-4] * 8,
-        "flux": pa.FixedSizeListArray.from_arrays(pa.array(flux.ravel().astype(np.float32)), NPIX),
-        "ivar": pa.FixedSizeListArray.from_arrays(pa.array(np.full(8 * NPIX, 0.003 ** -2, np.float32)), NPIX)}))
-    con.execute("create table spc_cluster_grid as select * from spc")
-    build_models(con, ["cln_bins", "cln_dbscan", "cln_inspection_queue", "cln_keep_rank", "cln_kept"], CFG)
+    labelled = duckdb.sql("select (200 + i)::bigint obsid, i::bigint source_id, 'dwarf' class, "
+                          "case when i < 7 then 3560.0 else 3660.0 end teff_k, 4.72 logg_dex, -0.35 mh_dex, "
+                          "(10 + i)::double snr_i, 'aspcap' label_source from range(8) t(i)").to_arrow_table()
+    con = clean_layer(duckdb.connect(str(path)), labelled, flux, np.full((8, NPIX), 0.003 ** -2), CFG, 3.5911,
+                      rv_kms=-20.0)
     con.close()
     return path
 
@@ -65,8 +58,8 @@ def test_decide_is_stored_and_respected_by_cln_kept(wh):
     assert con.execute("select bin_id, obsid, decision, note from landing.inspection_decisions").fetchall() == \
         [("t3650_g4.70_m-0.40", 207, "keep", "looks fine")]
     assert con.execute("select n_rows from meta.ingested_files where kind = 'inspection_decisions'").fetchone()[0] == 1
-    kept = con.execute(f"select obsid, kept_by from ({compile_model_sql(load_models()['cln_kept'])}) "
-                       "where obsid = 207").fetchall()
+    build_models(con, ["cln_decisions", "cln_kept"], CFG)
+    kept = con.execute("select obsid, kept_by from cln_kept where obsid = 207").fetchall()
     assert kept == [(207, "inspection")]
     con.close()
 
@@ -88,7 +81,7 @@ def test_eps_figure_shows_the_populated_bin_at_two_eps(wh, tmp_path):
     assert out.stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("cmd", ["list", "show", "decide", "figure"])
+@pytest.mark.parametrize("cmd", ["list", "show", "decide", "accept-suggestions", "figure"])
 def test_every_inspect_command_has_help_with_an_example(cmd):
     r = CliRunner().invoke(app, ["inspect", cmd, "--help"])
     assert r.exit_code == 0 and "Example: mgold inspect" in r.output

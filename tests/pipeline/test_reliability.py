@@ -59,7 +59,9 @@ def _commands(fits_file: Path) -> dict[str, list[str]]:
         "inspect list": ["inspect", "list"], "inspect show": ["inspect", "show", "t3500_g4.70_m0.00"],
         "inspect decide": ["inspect", "decide", "t3500_g4.70_m0.00", "--keep", "1"],
         "inspect figure": ["inspect", "figure"],
-        "laspm run": ["laspm", "run", "--library", "miles"], "report laspm": ["report", "laspm"],
+        "inspect accept-suggestions": ["inspect", "accept-suggestions"],
+        "report golden": ["report", "golden"],
+        "export golden": ["export", "golden", "--fits", str(fits_file.parent / "golden.fits")],
         "runs list": ["runs", "list"], "runs show": ["runs", "show", "latest"],
         "runs diff": ["runs", "diff", "previous", "latest"],
         "laspm run": ["laspm", "run", "--library", "golden"], "report laspm": ["report", "laspm"],
@@ -94,7 +96,7 @@ def test_every_command_fails_in_one_line_on_a_directory(tmp_path, fits_file):
 def test_every_command_fails_in_one_line_on_a_missing_or_unwritable_warehouse(tmp_path, fits_file):
     readers = {"sql status", "sql test", "sql show", "sql query", "report labels", "report clean", "report html",
                "inspect list", "inspect show", "inspect figure", "runs list", "runs show", "runs diff",
-               "report laspm", "doctor", "migrate", "catalog"}
+               "report laspm", "report golden", "export golden", "doctor", "migrate", "catalog"}
     for name, args in _commands(fits_file).items():
         if name in readers:
             res = invoke(*args, "-w", tmp_path / "typo.duckdb")

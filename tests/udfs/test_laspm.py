@@ -182,6 +182,31 @@ def test_batching_does_not_change_results():
         np.testing.assert_array_equal(a, b)
 
 
+def test_leaving_each_template_out_is_fitting_against_a_library_without_it():
+    rng = np.random.default_rng(18)
+    tf, ti = _random_library(rng, 24, 200)
+    of, oi = _observe(rng, tf, np.arange(24), snr=30)          # each observation is its own template, noisy
+    labels = rng.normal(size=(24, 3))
+    params = _params(k_best=4, n_candidates=8)
+    lib = laspm.prepare_library(tf, ti, labels, 2, RED_L0, DL)
+    loo = laspm.fit_batch(of, oi, lib, params, exclude=np.arange(24))
+    assert not (loo.best_idx == np.arange(24)[:, None]).any()     # never itself
+    assert (laspm.fit_batch(of, oi, lib, params).best_idx[:, 0] == np.arange(24)).all()   # else itself, first
+    for i in (0, 7, 23):                                          # the twin: a library without template i
+        others = np.delete(np.arange(24), i)
+        sub = laspm.prepare_library(tf[others], ti[others], labels[others], 2, RED_L0, DL)
+        want = laspm.fit_batch(of[i:i + 1], oi[i:i + 1], sub, params)
+        np.testing.assert_array_equal(loo.best_idx[i], others[want.best_idx[0]])
+        np.testing.assert_allclose(loo.labels[i], want.labels[0], rtol=1e-12)
+        np.testing.assert_allclose(loo.best_chi2[i], want.best_chi2[0], rtol=1e-12)
+    whole = laspm.fit_batch(of, oi, lib, _params(k_best=4, n_candidates=24), exclude=np.arange(24))
+    assert (whole.best_idx >= 0).all() and not (whole.best_idx == np.arange(24)[:, None]).any()
+    np.testing.assert_array_equal(laspm.without_excluded(np.array([[3, 1, 2], [4, 5, -1]]), np.array([1, 9]), 2),
+                                  [[3, 2], [4, 5]])
+    with pytest.raises(ValueError, match="one template row per observation"):
+        laspm.fit_batch(of, oi, lib, params, exclude=np.arange(3))
+
+
 # ----------------------------------------------------------------------------- parameters
 
 def _smooth_spectra(labels, n_pix, pix=None):

@@ -10,8 +10,10 @@ from sklearn.cluster import DBSCAN
 
 from mgold.pipeline import inspect
 from mgold.pipeline.config import DEFAULT
-from mgold.pipeline.runner import bind_config, build_models, compile_model_sql, ensure_meta, load_models
+from mgold.pipeline.runner import bind_config, build_models, compile_model_sql, load_models
 from mgold.pipeline.stages import clean
+
+from cleanrows import clean_layer
 
 NPIX = 200
 LOGLAM0 = 3.83   # 6761-7083 AA: crosses the 6860-6935 AA telluric window
@@ -49,23 +51,11 @@ def _stars(rng):
 def con():
     rng = np.random.default_rng(5)
     rows, flux = _stars(rng)
-    con = duckdb.connect()
-    bind_config(con, CFG)
-    ensure_meta(con)
     t = pa.Table.from_pylist(rows).rename_columns(
         ["obsid", "source_id", "class", "teff_k", "logg_dex", "mh_dex", "snr_i", "label_source"])
-    con.register("t", t)
-    con.execute("create table lbl_labelled_sample as select * from t")
     ivar = np.full_like(flux, 1.0 / (0.005 * 50.0) ** 2)   # the noise _spectra draws
     ivar[0, :5] = 0.0                                   # a masked pixel must not make a spectrum an outlier
-    spc = pa.table({"obsid": t["obsid"], "n_good_pix": (ivar > 0).sum(axis=1), "n_pix": [NPIX] * len(rows),
-                    "rv_kms": [10.0] * len(rows), "loglam0": [LOGLAM0] * len(rows), "dloglam": [1e-4] * len(rows),
-                    "flux": pa.FixedSizeListArray.from_arrays(pa.array(flux.ravel()), NPIX),
-                    "ivar": pa.FixedSizeListArray.from_arrays(pa.array(ivar.ravel()), NPIX)})
-    con.register("spc", spc)
-    con.execute("create table spc_cluster_grid as select * from spc")
-    build_models(con, ["cln_bins", "cln_dbscan", "cln_inspection_queue", "cln_keep_rank", "cln_kept"], CFG)
-    return con
+    return clean_layer(duckdb.connect(), t, flux, ivar, CFG, LOGLAM0)
 
 
 def test_bins_follow_the_grid_and_rank_by_snr(con):
@@ -129,12 +119,12 @@ def test_decisions_add_and_remove_kept_spectra_and_change_the_fingerprint(con):
     inspect.decide(con, "t3500_g4.70_m0.00", reject=[101], note="bad sky")
     sha2 = con.execute("select file_sha256 from meta.ingested_files where kind = 'inspection_decisions'").fetchall()
     assert len(sha1) == len(sha2) == 1 and sha1 != sha2
-    con.execute(f"create or replace table cln_kept as {compile_model_sql(MODELS['cln_kept'])}")
+    build_models(con, ["cln_decisions", "cln_kept", "cln_inspection_queue"], CFG)
     kept = dict(con.execute("select obsid, kept_by from cln_kept").fetchall())
     assert kept[112] == "inspection" and 101 not in kept
     assert set(kept) == (kept_before - {101}) | {112}
-    con.execute(f"create or replace table q as {compile_model_sql(MODELS['cln_inspection_queue'])}")
-    assert con.execute("select status from q where bin_id = 't3600_g4.70_m0.00'").fetchone()[0] == "decided"
+    assert con.execute("select status from cln_inspection_queue where bin_id = 't3600_g4.70_m0.00'").fetchone()[0] \
+        == "decided"
 
 
 def test_decide_refuses_an_obsid_of_another_bin(con):

@@ -279,3 +279,115 @@ def test_config_declares_every_key_the_stage_reads():
     flat = DEFAULT.flat()
     assert all(k in flat for k in nn.NN_PARAMS)
     assert set(nn.NN_PARAMS) == {k for k in flat if k.startswith("nn.")}
+
+
+# --------------------------------------------------------------------------- the models on literal rows
+
+def _kept_warehouse(X, Y, ids, ivar=None, drop_red=()):
+    """An in-memory warehouse holding cln_kept (labels) and spc_red_grid (spectra) for the NN models."""
+    import pyarrow as pa
+
+    from mgold.pipeline.runner import ensure_meta
+
+    con = duckdb.connect()
+    ensure_meta(con)
+    n, p = X.shape
+    kept = pa.table({"bin_id": [f"b{i % 7}" for i in range(n)], "obsid": ids, "source_id": ids + 1,
+                     "class": ["dwarf"] * n, "teff_k": Y[:, 0], "logg_dex": Y[:, 1], "mh_dex": Y[:, 2],
+                     "snr_i": np.full(n, 50.0), "label_source": ["aspcap"] * n, "kept_by": ["dbscan"] * n})
+    iv = np.ones_like(X) if ivar is None else ivar
+    red = [i for i in range(n) if ids[i] not in set(drop_red)]
+    spc = pa.table({"obsid": ids[red],
+                    "flux": pa.FixedSizeListArray.from_arrays(pa.array(X[red].ravel()), p),
+                    "ivar": pa.FixedSizeListArray.from_arrays(pa.array(iv[red].astype(np.float32).ravel()), p)})
+    con.register("k", kept)
+    con.register("s", spc)
+    con.execute("create table cln_kept as select * from k; create table spc_red_grid as select * from s")
+    return con
+
+
+NN_MODELS = ["cln_nn_folds", "cln_nn_predictions", "cln_nn_kept"]
+
+
+def test_the_nn_models_hold_exactly_what_nn_clean_decided():
+    from mgold.pipeline.runner import build_models
+
+    X, Y, ids, out = synth(80, n_out=4)
+    Y[5, 1] = np.nan                                          # flagged, not a crash
+    cfg = TINY.with_overrides({"nn.seed": 4})
+    con = _kept_warehouse(X, Y, ids, drop_red=[ids[9]])       # star 9 has no red-grid spectrum
+    build_models(con, NN_MODELS, cfg)
+    X9 = X.copy()
+    X9[9] = np.nan
+    want = nn.nn_clean(X9, Y, ids, cfg, seed=4, ivar=np.ones_like(X))
+    per_star, _ = want.to_tables()
+    got = con.sql("select * from cln_nn_predictions order by iteration, obsid").to_arrow_table()
+    assert got.sort_by([("iteration", "ascending"), ("obsid", "ascending")]).equals(
+        per_star.sort_by([("iteration", "ascending"), ("obsid", "ascending")]))
+    types = {n: t.lower() for n, t, *_ in con.execute("describe cln_nn_predictions").fetchall()}
+    assert types == nn.PREDICTION_COLUMNS
+    kept = [r[0] for r in con.execute("select obsid from cln_nn_kept order by obsid").fetchall()]
+    assert kept == ids[want.kept()].tolist() and ids[5] not in kept and ids[9] not in kept
+    why = dict(con.execute("select obsid, reason from cln_nn_predictions where fold is null").fetchall())
+    assert why == {int(ids[5]): "nan_label", int(ids[9]): "few_good_pixels"}
+    folds = con.execute("select iteration, fold, n_test, len(obsids), n_epochs, len(loss_curve) "
+                        "from cln_nn_folds where fold >= 0").fetchall()
+    assert len(folds) == len(want.folds) and all(n == m and e == c for _, _, n, m, e, c in folds)
+    back = nn.NNResult.from_tables(got, con.sql("select * from cln_nn_folds where fold >= 0").to_arrow_table(),
+                                   want.base_limits, want.converged, want.stop_reason)
+    assert nn.nn_summary(back) == nn.nn_summary(want)                  # the report reads the warehouse back
+
+
+def test_nn_predictions_are_identical_for_the_same_seed_and_differ_for_another():
+    from mgold.pipeline.runner import build_models
+
+    X, Y, ids, _ = synth(60, n_out=2)
+
+    def predictions(seed):
+        con = _kept_warehouse(X, Y, ids)
+        build_models(con, NN_MODELS, TINY.with_overrides({"nn.seed": seed}))
+        return con.execute("select * from cln_nn_predictions order by iteration, obsid").fetchall()
+
+    assert predictions(3) == predictions(3)
+    assert predictions(3) != predictions(4)
+
+
+def test_an_empty_kept_sample_fails_the_nn_stage_in_one_line_and_keeps_the_last_tables():
+    from mgold.pipeline.runner import Project, run
+
+    X, Y, ids, _ = synth(40)
+    con = _kept_warehouse(X, Y, ids)
+    project = Project.load()
+    chosen = "cln_nn_folds+"
+    res = {r.name: r for r in run(con, project, TINY, select=chosen)}
+    assert res["cln_nn_kept"].status == "built"
+    before = con.execute("select * from cln_nn_kept order by obsid").fetchall()
+    con.execute("delete from cln_kept")                     # an empty bin set upstream
+    res = {r.name: r for r in run(con, project, TINY, select=chosen, full_refresh=True)}
+    assert res["cln_nn_folds"].status == "failed"
+    assert "0 usable star(s) of 0" in res["cln_nn_folds"].error and "\n" not in res["cln_nn_folds"].error
+    assert res["cln_nn_kept"].status == "skipped"
+    assert con.execute("select * from cln_nn_kept order by obsid").fetchall() == before
+
+
+def test_a_result_read_back_from_its_tables_gives_the_same_summary(outliers_run):
+    r, _, _ = outliers_run
+    per_star, per_fold = r.to_tables()
+    back = nn.NNResult.from_tables(per_star, per_fold, r.base_limits, r.converged, r.stop_reason)
+    assert nn.nn_summary(back) == nn.nn_summary(r)
+    for a, b in zip(back.to_tables(), r.to_tables()):
+        assert a.equals(b)
+
+
+def test_a_sample_too_small_for_the_folds_passes_unjudged_and_flagged():
+    from mgold.pipeline.runner import build_models
+
+    X, Y, ids, _ = synth(10)
+    Y[2, 0] = np.nan
+    con = _kept_warehouse(X, Y, ids)
+    build_models(con, NN_MODELS, TINY)                      # 9 usable stars < 17 for 3 folds
+    why = dict(con.execute("select obsid, reason from cln_nn_predictions").fetchall())
+    assert why[int(ids[2])] == "nan_label" and {why[int(o)] for o in ids if o != ids[2]} == {nn.REASON_TOO_FEW}
+    kept = [o for (o,) in con.execute("select obsid from cln_nn_kept order by obsid").fetchall()]
+    assert kept == [int(o) for o in ids if o != ids[2]]
+    assert con.execute("select stop_reason, n_iterations from cln_nn_folds").fetchall() == [("too_few_stars", 0)]

@@ -1,0 +1,9 @@
+"""Make the shared helpers of tests/pipeline (cleanrows) importable under pytest's importlib import
+mode, which does not put test folders on sys.path."""
+
+import sys
+from pathlib import Path
+
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
