@@ -286,6 +286,10 @@ class LaspmConfig:
     # (mgold ingest library); a result set no longer listed is dropped, saying so
     libraries: tuple[str, ...] = ("golden", "model_grid")
     udf_library: str = "golden"      # the library of the laspm_fit() SQL function (mgold sql query)
+    # which golden spectra make the 'golden' library: 'all' of gold_sample, or 'best_per_bin' (the
+    # highest-S/N spectrum of each parameter bin: one template per bin, as the paper's 1,365; the fit
+    # costs time in proportion to the templates)
+    golden_subset: str = "all"
 
     # science outputs (lsp_precision, lsp_vs_*): paper §4.2 S/N steps of 5 (Fig. 16), the Fig. 17
     # summary over S/N >= 10, and the S/N > 10 of the StarHorse / APOGEE comparisons (§4.3-4.4)
@@ -596,6 +600,8 @@ NON_NEGATIVE = ("spectra.sedcal_poly_order", "clean.bin_recal_order", "labels.of
                 "clean.dist_ref_pix", "clean.dist_weight_floor", "clean.sky_halfwidth_aa",
                 "clean.bin_recal_clip_nsigma", "spectra.sedcal_clip_nsigma", "ingest.min_pixels")
 FIT_ORDERS = ("select.dwarf_fit_order", "select.giant_fit_order")   # sel_cmd_fit solves up to a cubic
+CHOICES = {"laspm.weighting": ("chi2", "reduced", "signal", "uniform"),   # udfs/laspm.py WEIGHTINGS
+           "laspm.golden_subset": ("all", "best_per_bin")}
 CLASSES = ("dwarf", "giant")
 
 
@@ -619,6 +625,9 @@ def problems(cfg: "Config") -> list[str]:
     for k in FIT_ORDERS:
         if k in flat and flat[k] not in (1, 2, 3):
             bad(k, "must be 1, 2 or 3 (sel_cmd_fit fits up to a cubic)")
+    for k, allowed in CHOICES.items():
+        if k in flat and flat[k] not in allowed:
+            bad(k, f"must be one of {', '.join(allowed)}")
     for k, v in flat.items():
         name = k.rsplit(".", 1)[-1]
         if isinstance(v, float | int) and not isinstance(v, bool) and \

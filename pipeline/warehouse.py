@@ -325,11 +325,23 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
+PRINTED_PER_RUN = 20
+_printed: dict[tuple[str, str], int] = {}
+
+
 def record_ingest_error(con: duckdb.DuckDBPyConnection, run_id: str, file: str | Path,
                         reason: str, severity: str = "error", row: int | None = None) -> None:
-    """Log one rejected file/row in ``meta.ingest_errors`` and print one line on stderr."""
+    """Log one rejected file/row in ``meta.ingest_errors`` and print one line on stderr (the first
+    PRINTED_PER_RUN of each severity per run: a release's ~1% of spectra without an RV would be
+    10,000 lines; the rest are counted and stay queryable)."""
     where = f"{file}" + (f":{row}" if row is not None else "")
-    print(f"mgold: {severity}: {where}: {reason}", file=sys.stderr)
+    n = _printed[(run_id, severity)] = _printed.get((run_id, severity), 0) + 1
+    if n <= PRINTED_PER_RUN:
+        print(f"mgold: {severity}: {where}: {reason}", file=sys.stderr)
+    elif n == PRINTED_PER_RUN + 1:
+        print(f"mgold: {severity}: more {severity}s of this run are not printed; every one is in "
+              f"meta.ingest_errors (mgold sql query \"select * from meta.ingest_errors where run_id = "
+              f"'{run_id}'\")", file=sys.stderr)
     con.execute(
         "insert into meta.ingest_errors values (?, ?, ?, ?, ?, now())",
         [run_id, str(file), row, reason, severity],

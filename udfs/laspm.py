@@ -422,7 +422,6 @@ def screen_pairs(G, B, SN, s_full, n_good, alpha, n_cand, min_overlap_frac):
     """
     m = G.shape[0]
     nc = alpha.shape[0]
-    npw = alpha.shape[2]
     n_t = B.shape[1] // nc
     has_sn = SN.shape[0] > 0
     cand_idx = np.full((m, n_cand), -1, dtype=np.int64)

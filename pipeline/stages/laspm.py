@@ -42,6 +42,8 @@ select 'golden' as library, g.obsid as template_id, g.designation as name, g.tef
        g.class, g.snr_i as snr, s.loglam0, s.dloglam, s.n_pix, s.n_good_pix, s.flux, s.ivar
 from gold_sample g
 join spc_red_grid s using (obsid)
+qualify getvariable('laspm.golden_subset') = 'all'
+     or row_number() over (partition by g.bin_id order by g.snr_i desc, g.obsid) = 1
 order by g.obsid
 """
 

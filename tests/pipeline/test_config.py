@@ -55,3 +55,10 @@ def test_config_doc_reads_trailing_and_block_comments():
 
     assert _field_comments(IngestConfig)["workers"] == "processes reading FITS files in parallel"
     assert _field_comments(SelectConfig)["snr_i_min"] == "paper §2.1"
+
+
+def test_the_weighting_choices_are_the_kernels():
+    from mgold.pipeline.config import CHOICES
+    from mgold.udfs.laspm import WEIGHTINGS
+
+    assert CHOICES["laspm.weighting"] == WEIGHTINGS

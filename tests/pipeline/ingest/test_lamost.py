@@ -710,3 +710,19 @@ def test_ingest_benchmark_reports_throughput_and_ratios():
     for key in ("fits_spectra_per_s", "fits_gz_spectra_per_s", "astropy_read_only_spectra_per_s",
                 "ratio_fits_gz_over_fits", "ratio_fits_ingest_over_astropy_read"):
         assert figures[key] > 0, key
+
+
+def test_a_flood_of_row_warnings_prints_a_few_lines_and_keeps_every_row(capsys):
+    from mgold.pipeline.warehouse import META_DDL, PRINTED_PER_RUN, record_ingest_error
+
+    con = duckdb.connect()
+    con.execute("create schema meta")
+    con.execute(next(d for d in META_DDL if "meta.ingest_errors" in d))
+    for row in range(PRINTED_PER_RUN + 30):
+        record_ingest_error(con, "run-flood", "spectra.parquet", "rv_kms = -9999 stored as NULL", "warning", row)
+    record_ingest_error(con, "run-flood", "bad.fits", "truncated", "error")
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == PRINTED_PER_RUN + 2   # the first ones, one "more are not printed" line, the error
+    assert "meta.ingest_errors" in err[PRINTED_PER_RUN] and err[-1] == "mgold: error: bad.fits: truncated"
+    assert con.execute("select count(*) from meta.ingest_errors where run_id = 'run-flood'").fetchone()[0] \
+        == PRINTED_PER_RUN + 31

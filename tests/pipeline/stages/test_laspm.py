@@ -166,3 +166,24 @@ def test_laspm_runs_on_a_warehouse_of_real_lamost_files_and_the_real_miles_libra
     assert all(2800 < t < 5400 and -0.5 < g < 5.6 and -2.6 < m < 1.0 for t, g, m, *_ in rows)
     fitted = [r for r in rows if r[3] == "fitted"]
     assert len(fitted) == missing >= 1 and all(r[4] & 8 for r in fitted)
+
+
+@pytest.mark.parametrize("subset, expected", [("all", [1, 2, 3, 4]), ("best_per_bin", [2, 3])])
+def test_the_golden_library_takes_all_golden_spectra_or_the_best_of_each_bin(subset, expected):
+    from mgold.pipeline.stages.laspm import GOLDEN_SQL
+
+    con = duckdb.connect()
+    con.execute("create table gold_sample as select * from (values "
+                "(1, 'J1', 3300.0, 4.8, 0.0, 'dwarf', 40.0, 'b1'), (2, 'J2', 3310.0, 4.8, 0.0, 'dwarf', 90.0, 'b1'), "
+                "(3, 'J3', 3500.0, 4.6, 0.1, 'dwarf', 20.0, 'b2'), (4, 'J4', 3510.0, 4.6, 0.1, 'dwarf', 20.0, 'b2')) "
+                "t(obsid, designation, teff_k, logg_dex, mh_dex, class, snr_i, bin_id)")
+    con.execute("create table spc_red_grid as select obsid, 3.77 as loglam0, 1e-4 as dloglam, 2 as n_pix, "
+                "2 as n_good_pix, [1.0, 1.0] as flux, [1.0, 1.0] as ivar from gold_sample")
+    bind_config(con, DEFAULT.with_overrides({"laspm.golden_subset": subset}))
+    got = [r[0] for r in con.execute(f"select template_id from ({GOLDEN_SQL})").fetchall()]
+    assert got == expected   # best S/N per bin; a tie goes to the lower obsid
+
+
+def test_an_unknown_golden_subset_is_refused():
+    with pytest.raises(ValueError, match="laspm.golden_subset' must be one of all, best_per_bin"):
+        DEFAULT.with_overrides({"laspm.golden_subset": "best"})
