@@ -54,8 +54,8 @@ def test_sqlalchemy_queries_a_mart_as_a_bi_tool_would(engine):
                                     "from mart_offsets where catalog = :cat and class = :cls"),
                             {"cat": "aspcap", "cls": "dwarf"}).mappings().all()
         tables = set(sa.inspect(c).get_table_names())
-    assert {r.sample for r in kiel} == {"cleaned", "laspm"} and all(r.n > 0 for r in kiel)
+    assert {r.sample for r in kiel} == {"cleaned", "golden", "laspm"} and all(r.n > 0 for r in kiel)
     assert {r["param"]: r["unit"] for r in offsets} == {"teff_k": "K", "logg_dex": "dex", "mh_dex": "dex"}
     assert all(r["paper_says"] for r in offsets)
     assert {"mart_kiel", "mart_laspm_catalog", "mart_offsets", "mart_precision", "mart_comparisons",
-            "mart_label_provenance"} <= tables
+            "mart_label_provenance", "mart_golden_sample"} <= tables

@@ -59,10 +59,26 @@ def test_kiel_holds_the_cleaned_sample_and_only_fitted_laspm_points():
     table(con, "cln_kept", {"obsid": "BIGINT", "source_id": "BIGINT", "class": "VARCHAR", "teff_k": "DOUBLE",
                             "logg_dex": "DOUBLE", "mh_dex": "DOUBLE", "snr_i": "DOUBLE"},
           [{"obsid": 1, "source_id": 9, "class": "dwarf", "teff_k": 3510.0, "logg_dex": 4.7, "mh_dex": 0.1}])
+    table(con, "gold_sample", {"obsid": "BIGINT", "source_id": "BIGINT", "class": "VARCHAR", "teff_k": "DOUBLE",
+                               "logg_dex": "DOUBLE", "mh_dex": "DOUBLE", "snr_i": "DOUBLE"},
+          [{"obsid": 1, "source_id": 9, "class": "dwarf", "teff_k": 3510.0, "logg_dex": 4.7, "mh_dex": 0.1}])
     build(con, "mart_kiel")
     got = rows(con, "select sample, library, obsid, class from mart_kiel order by sample")
     assert got == [{"sample": "cleaned", "library": None, "obsid": 1, "class": "dwarf"},
+                   {"sample": "golden", "library": None, "obsid": 1, "class": "dwarf"},
                    {"sample": "laspm", "library": "golden", "obsid": 1, "class": None}]
+
+
+def test_golden_sample_mart_marks_the_laspm_templates_and_the_edge_fits():
+    con = connect()
+    table(con, "gold_sample", {"obsid": "BIGINT", "source_id": "BIGINT", "loo_flags": "INTEGER"},
+          [{"obsid": 1, "source_id": 11, "loo_flags": 0}, {"obsid": 2, "source_id": 12, "loo_flags": 3}])
+    table(con, "lsp_library", {"library": "VARCHAR", "template_id": "BIGINT"},
+          [{"library": "golden", "template_id": 2}, {"library": "model_grid", "template_id": 1}])
+    build(con, "mart_golden_sample")
+    got = rows(con, "select obsid, is_laspm_template, is_loo_edge_of_library from mart_golden_sample order by 1")
+    assert got == [{"obsid": 1, "is_laspm_template": False, "is_loo_edge_of_library": False},
+                   {"obsid": 2, "is_laspm_template": True, "is_loo_edge_of_library": True}]
 
 
 def test_label_provenance_names_what_the_cleaning_did_with_each_star():
