@@ -49,7 +49,7 @@ import numpy as np
 
 from ..config import DEFAULT, Config
 from ..runner import recorded_config
-from ..stages.clean import distance_params, iter_bin_chunks, min_pts, prepare_bin
+from ..stages.clean import SOURCE_SQL, distance_params, iter_bin_chunks, min_pts, prepare_bin
 from .relations import relation_state
 
 SNR_CLASSES = ((0.0, 15.0), (15.0, 25.0), (25.0, 40.0), (40.0, float("inf")))
@@ -204,14 +204,13 @@ def combined_figures(con, obsid: np.ndarray, is_bad: np.ndarray, is_clean: np.nd
     }
 
 
-PAIR_SQL = """
-select b.bin_id, b.obsid, b.source_id, b.snr_i, b.snr_rank, s.rv_kms, s.loglam0, s.dloglam, s.flux, s.ivar,
-       coalesce(t.defect, 'none') as defect, st.teff_k as true_teff_k, st.logg_dex as true_logg_dex,
-       st.mh_dex as true_mh_dex
-from cln_bins b join spc_cluster_grid s using (obsid)
+# the truth of each clustered spectrum, read apart from the spectra: joined to the arrays (and sorted
+# with them) it needs more than duckdb.memory_limit_gb at paper scale
+PAIR_TRUTH_SQL = """
+select b.obsid, coalesce(t.defect, 'none') as defect, st.teff_k, st.logg_dex, st.mh_dex
+from cln_bins b
 left join truth.spectra t using (obsid)
 left join truth.stars st on st.star_id = t.flux_of_star_id
-order by b.bin_id, b.snr_rank
 """
 
 
@@ -225,16 +224,17 @@ def _pair_figures(con, cfg: Config) -> dict:
     eps = float(cfg.clean.dbscan_eps)
     accepted: set[int] = set()
     sd, sd_snr = [], []
-    reader = con.sql(PAIR_SQL).to_arrow_reader(cfg.spectra.batch_spectra)
+    truth = {r[0]: r[1:] for r in con.execute(PAIR_TRUTH_SQL).fetchall()}
+    reader = con.sql(SOURCE_SQL).to_arrow_reader(cfg.spectra.batch_spectra)   # the clean stage's own input
     for rows, flux, ivar in iter_bin_chunks(reader, cfg.spectra.batch_spectra):
+        t = [truth[o] for o in rows["obsid"]]
         F, IV = np.stack(flux).astype(float), np.stack(ivar).astype(float)
         loglam = rows["loglam0"][0] + rows["dloglam"][0] * np.arange(F.shape[1])
         params = distance_params(cfg, F.shape[1], loglam)
         b = np.asarray(rows["bin_id"], dtype=object)
         rv = np.array([np.nan if v is None else v for v in rows["rv_kms"]], dtype=float)
-        clean = np.array([d == CLEAN and t is not None for d, t in zip(rows["defect"], rows["true_teff_k"])])
-        lab = np.array([[np.nan if v is None else v for v in rows[k]]
-                        for k in ("true_teff_k", "true_logg_dex", "true_mh_dex")], dtype=float).T
+        clean = np.array([d == CLEAN and teff is not None for d, teff, _, _ in t])
+        lab = np.array([[np.nan if v is None else v for v in row[1:]] for row in t], dtype=float).reshape(-1, 3)
         snr = np.asarray(rows["snr_i"], dtype=float)
         for bid in dict.fromkeys(b):
             idx = np.flatnonzero(b == bid)
@@ -245,15 +245,15 @@ def _pair_figures(con, cfg: Config) -> dict:
             if c.size >= 2:
                 S = noise_sd(y[c], iv[c], *params)
                 iu = np.triu_indices(c.size, 1)
-                sd.extend(S[iu])
-                sd_snr.extend(np.minimum(snr[idx][c][iu[0]], snr[idx][c][iu[1]]))
+                sd.append(S[iu])
+                sd_snr.append(np.minimum(snr[idx][c][iu[0]], snr[idx][c][iu[1]]))
             nf = intrinsic_flux(lab[idx[c], 0], lab[idx[c], 1], lab[idx[c], 2], 10 ** loglam)
             yn, _ = prepare_bin(nf, IV[idx[c]], cfg, loglam, rv[idx[c]])
             labels = dbscan_precomputed(weighted_distances(yn, iv[c], *params), eps, int(min_pts(idx.size, cfg)))
             if (labels >= 0).any():
                 main = np.bincount(labels[labels >= 0]).argmax()
                 accepted.update(int(rows["obsid"][i]) for i in idx[c][labels == main])
-    sd, sd_snr = np.asarray(sd, dtype=float), np.asarray(sd_snr, dtype=float)
+    sd, sd_snr = (np.concatenate(v).astype(float) if v else np.empty(0) for v in (sd, sd_snr))
     fin = np.isfinite(sd)
 
     def med(m):
@@ -290,10 +290,15 @@ def rest_frame_residuals(con, cfg: Config = DEFAULT, max_ccf: int = 2000, max_la
     from mgold.udfs.grid import C_KMS
 
     cl = grid(cfg, "cluster")
+    # the obsids first, then only their spectra: a top-N carrying the arrays would sort them all
     rows = con.execute(f"""
+        with pick as (
+            select s.obsid from spc_cluster_grid s join lbl_labelled_sample b using (obsid)
+            join truth.spectra t using (obsid)
+            where t.defect = 'none' order by s.obsid limit {int(max_ccf)})
         select s.obsid, s.class, b.teff_k, b.logg_dex, b.mh_dex, s.rv_kms, t.rv_true_kms, s.flux, s.ivar
-        from spc_cluster_grid s join lbl_labelled_sample b using (obsid) join truth.spectra t using (obsid)
-        where t.defect = 'none' order by s.obsid limit {int(max_ccf)}""").fetchall()
+        from pick join spc_cluster_grid s using (obsid) join lbl_labelled_sample b using (obsid)
+        join truth.spectra t using (obsid) order by s.obsid""").fetchall()
     if not rows:
         return {"ccf_n": 0}
     seds = ModelSeds(con.sql(SEDS_SQL).to_arrow_table(), cl)

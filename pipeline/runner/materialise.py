@@ -21,7 +21,7 @@ from ..model import PARTITION_VARIABLE, RUN_ID_VARIABLE, Model, ModelError
 from ..progress import progress
 from ..pymodel import ConfigView, declared_column_docs, declared_columns
 from ..sqlmodel import compile_model_sql
-from ..warehouse import quote_ident, relation_kind, transaction
+from ..warehouse import quote_ident, relation_kind, set_memory_limit, transaction
 
 BATCH_VIEW = "_mgold_model_batch"
 
@@ -70,7 +70,7 @@ def bind_config(con: duckdb.DuckDBPyConnection, cfg: Config = DEFAULT,
 
 def apply_limits(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
     """The database's working memory (``duckdb.memory_limit_gb``): bounded memory at any size."""
-    con.execute(f"set memory_limit = '{float(cfg.duckdb.memory_limit_gb)}GB'")
+    set_memory_limit(con, cfg.duckdb.memory_limit_gb)
 
 
 class ModelContext:

@@ -320,12 +320,13 @@ def iter_bin_chunks(batches: Iterable[pa.RecordBatch], chunk_spectra: int):
     flux: list[np.ndarray] = []
     ivar: list[np.ndarray] = []
     for rb in batches:
-        d = rb.to_pydict()
+        # the arrays go to numpy whole; only the scalar columns become Python lists
+        d = {k: rb.column(k).to_pylist() for k in rb.schema.names if k not in ("flux", "ivar")}
         fl = rb.column("flux")
         n = fl.type.list_size
         f = fl.flatten().to_numpy(zero_copy_only=False).reshape(-1, n)
         iv = rb.column("ivar").flatten().to_numpy(zero_copy_only=False).reshape(-1, n)
-        keys = [k for k in d if k not in ("flux", "ivar")]
+        keys = list(d)
         for i, b in enumerate(d["bin_id"]):
             # emit only at a bin boundary so a bin never straddles two chunks
             if len(flux) >= chunk_spectra and rows["bin_id"][-1] != b:
