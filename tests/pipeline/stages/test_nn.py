@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 
@@ -127,7 +128,10 @@ def test_predictions_are_bit_identical_across_processes_and_thread_counts():
             "from mgold.pipeline.stages.nn import nn_clean\n"
             f"X, Y, ids, _ = synth(90, n_out=3)\nr = nn_clean(X, Y, ids, D.with_overrides({TINY_SETS!r}), 11)\n"
             "print(hashlib.sha256(r.row_pred.tobytes() + r.row_star.tobytes() + r.row_removed.tobytes()).hexdigest())\n")
-    env = {"OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    # another process and thread count, the same BLAS kernel: a machine's OPENBLAS_CORETYPE (set here for
+    # compatibility) picks the kernel, and a different kernel rounds differently (not what this tests)
+    env = {**{k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")},
+           "OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert child.stdout.strip() == _run_and_hash(TINY_SETS, 90, 11)
 
