@@ -27,7 +27,7 @@ from . import runner
 from .config import DEFAULT, Config
 from .errors import MgoldError, UsageError, WarehouseError
 from .datafiles import files_dir, files_dir_of, remove_orphans
-from .warehouse import finish_run, new_run_id, open_warehouse, start_run, transaction
+from .warehouse import finish_run, new_run_id, open_warehouse, set_memory_limit, start_run, transaction
 
 STAGES = ("synth", "ingest", *runner.LAYERS)
 # landing tables a new universe does not replace: people's work
@@ -139,7 +139,7 @@ def build(warehouse: Path, *, preset: str | None = None, inputs: Path | None = N
     with open_warehouse(warehouse, command=f"mgold build {'--preset ' + preset if preset else inputs}",
                         wait=wait) as con:
         summary = BuildSummary(warehouse=warehouse, run_id=new_run_id())
-        runner.materialise.apply_limits(con, cfg)
+        set_memory_limit(con, cfg.duckdb.memory_limit_gb)   # bounded memory at any size
         start_run(con, cfg, summary.run_id, "build")
         try:
             _build(con, project, summary, preset, inputs, cfg, until, fmt, echo, keep_inputs)

@@ -64,13 +64,8 @@ def bind_config(con: duckdb.DuckDBPyConnection, cfg: Config = DEFAULT,
     sets.append(f"set variable {quote_ident(RUN_ID_VARIABLE)} = "
                 f"cast({_literal(run_id or 'adhoc')} as VARCHAR)")
     con.execute(";\n".join(sets))
-    apply_limits(con, cfg)
-    return flat
-
-
-def apply_limits(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
-    """The database's working memory (``duckdb.memory_limit_gb``): bounded memory at any size."""
     set_memory_limit(con, cfg.duckdb.memory_limit_gb)
+    return flat
 
 
 class ModelContext:

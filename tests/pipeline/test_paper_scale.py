@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mgold.pipeline.build import build, preset_config
+from mgold.pipeline.datafiles import files_dir
 from mgold.pipeline.errors import MgoldError
 from mgold.pipeline.warehouse import connect
 
@@ -23,11 +24,20 @@ def _build(wh: Path, **kw):
 
 
 def _parts(wh: Path) -> list[Path]:
-    return sorted((wh.parent / f"{wh.stem}_files" / "spectra").rglob("*.parquet"))
+    return sorted((files_dir(wh) / "spectra").rglob("*.parquet"))
 
 
 def _input_spectra(wh: Path) -> list[Path]:
-    return sorted((wh.parent / f"{wh.stem}_files" / "inputs" / "lamost").glob("spectra-*.parquet"))
+    return sorted((files_dir(wh) / "inputs" / "lamost").glob("spectra-*.parquet"))
+
+
+def _spectra_and_headers(wh: Path) -> tuple[int, int]:
+    con = connect(wh, read_only=True)
+    try:
+        return con.execute("select (select count(*) from landing.lamost_spectra), "
+                           "(select count(*) from landing.lamost_headers)").fetchone()
+    finally:
+        con.close()
 
 
 def test_a_universe_in_the_landing_layout_is_stored_once(tmp_path):
@@ -37,10 +47,7 @@ def test_a_universe_in_the_landing_layout_is_stored_once(tmp_path):
     assert inputs and len(parts) == len(inputs)
     # every part IS an input file (one inode, two names), so the spectra take their bytes once
     assert all(any(os.path.samefile(p, i) for i in inputs) for p in parts)
-    con = connect(wh, read_only=True)
-    n = con.execute("select count(*) from landing.lamost_spectra").fetchone()[0]
-    n_headers = con.execute("select count(*) from landing.lamost_headers").fetchone()[0]
-    con.close()
+    n, n_headers = _spectra_and_headers(wh)
     assert n == n_headers > 0
 
 
@@ -59,10 +66,7 @@ def test_no_keep_inputs_drops_the_input_names_and_the_warehouse_keeps_every_spec
     _build(wh, keep_inputs=False, echo=said.append)
     assert not _input_spectra(wh)
     assert any("--no-keep-inputs: removed" in s for s in said)
-    con = connect(wh, read_only=True)
-    n = con.execute("select count(*) from landing.lamost_spectra").fetchone()[0]
-    n_headers = con.execute("select count(*) from landing.lamost_headers").fetchone()[0]
-    con.close()
+    n, n_headers = _spectra_and_headers(wh)
     assert n == n_headers > 0                              # the parts (hard links) kept the data
     # the next build finds the universe fresh: nothing is synthesised or ingested again
     said.clear()
